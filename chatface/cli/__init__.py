@@ -1,0 +1,1 @@
+"""The ``chatface`` command line: one module per command group."""

@@ -1,0 +1,61 @@
+"""The ``chatface`` typer app and its entry point."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from chatface import __version__
+from chatface.cli import config as config_cmd
+from chatface.cli import history as history_cmd
+from chatface.cli import keys as keys_cmd
+from chatface.cli import plugins as plugins_cmd
+from chatface.errors import ChatFaceError
+
+app = typer.Typer(
+    name="chatface",
+    help="Edit real face photos by chatting.\n\nExample: chatface plugins",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("plugins")(plugins_cmd.plugins)
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(config_cmd.app, name="config")
+app.command("history")(history_cmd.history)
+app.command("forget")(history_cmd.forget)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"chatface {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens (to stderr)."),
+) -> None:
+    """Edit real face photos by chatting.
+
+    Example: chatface plugins
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run() -> None:
+    """Console-script entry point: user errors become one red line, not a traceback."""
+    try:
+        app()
+    except ChatFaceError as exc:
+        Console(stderr=True).print(f"[red]Error:[/red] {exc}", highlight=False)
+        sys.exit(1)

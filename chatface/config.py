@@ -1,0 +1,249 @@
+"""Settings: one table of every setting, its default, type and help text.
+
+Where a value comes from, lowest priority first:
+
+1. the default in ``SETTINGS`` below (``config.toml`` at the repository root is
+   generated from this table and a test keeps the two equal);
+2. a config file: ``$CHATFACE_CONFIG`` if set, else ``<data dir>/config.toml`` if
+   it exists;
+3. environment variables ``CHATFACE_<SECTION>_<KEY>`` (a few settings also have a
+   short alias such as ``CHATFACE_HOME`` or ``CHATFACE_LOAD_PLUGINS``).
+
+Secrets never live here: see :mod:`chatface.keys`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from chatface.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    default: Any
+    help: str
+    alias: str | None = None  # an extra, shorter environment variable
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    @property
+    def env(self) -> str:
+        return f"CHATFACE_{self.section}_{self.key}".upper()
+
+    def env_names(self) -> tuple[str, ...]:
+        """Environment variables for this setting, the one that wins first."""
+        return (self.alias, self.env) if self.alias else (self.env,)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("paths", "data_dir", "",
+            "Where faces, results, weights, keys and the SQLite database live. "
+            "Empty: the platform's user data directory (e.g. ~/.local/share/chatface).",
+            alias="CHATFACE_HOME"),
+    Setting("storage", "url", "",
+            "SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/chatface. "
+            "Empty: the SQLite file <data_dir>/chatface.db."),
+    Setting("storage", "keep_results", 50,
+            "How many rendered result images to keep per face (older ones are deleted; "
+            "their edits stay in the history and can be rendered again)."),
+    Setting("engine", "backend", "diffae",
+            "Inversion backend used for new faces (see `chatface plugins`)."),
+    Setting("engine", "device", "auto",
+            "Torch device for models: auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ..."),
+    Setting("render", "steps", 8,
+            "DDIM steps per rendered edit. ChatFace renders with 8; more is slower and finer."),
+    Setting("render", "encode_steps", 250,
+            "DDIM steps of the inversion that computes x_T when a photo arrives (done once)."),
+    Setting("render", "schedule", "stable",
+            "How the semantic condition moves during rendering: 'stable' (edited z first, "
+            "blending back to the original z) or 'constant' (edited z at every step)."),
+    Setting("planner", "name", "rules",
+            "Planner that turns messages into edit plans: 'rules' (offline) or 'anthropic'."),
+    Setting("planner", "anthropic_model", "claude-sonnet-4-5",
+            "Model name for the Anthropic planner."),
+    Setting("planner", "anthropic_base_url", "",
+            "Base URL of the Anthropic API. Empty: the SDK's default."),
+    Setting("planner", "timeout_s", 20.0,
+            "Total time budget for one planner call, retries included, in seconds."),
+    Setting("planner", "max_tokens", 512, "Max output tokens of one planner call."),
+    Setting("queue", "max_pending", 64,
+            "Renders waiting at most; further requests are refused with a 'busy' reply."),
+    Setting("queue", "max_batch", 8, "Renders batched into one model call at most."),
+    Setting("queue", "per_user_pending", 2,
+            "Renders one user may have waiting at once (flood protection)."),
+    Setting("bots", "rate_limit_per_minute", 20, "Messages per user per minute a bot accepts."),
+    Setting("bots", "max_photo_bytes", 20_000_000, "Largest photo upload accepted, in bytes."),
+    Setting("bots", "telegram_base_url", "",
+            "Telegram Bot API base URL. Empty: the official server. Tests use a local fake."),
+    Setting("bots", "discord_base_url", "",
+            "Discord API base URL. Empty: the official server. Tests use a local fake."),
+    Setting("plugins", "load", "*",
+            "Comma-separated allow-list of third-party plugins (entry-point or package "
+            "names) to load; '*' loads all installed, '' loads none. Built-ins always load.",
+            alias="CHATFACE_LOAD_PLUGINS"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    """Convert a raw value to the setting's type, or say exactly what is wrong."""
+    kind = type(setting.default)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if kind is int and isinstance(value, bool):
+            raise ValueError(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{setting.name} from {origin} must be {kind.__name__}, got {value!r}."
+        ) from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Effective settings plus where each value came from."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    file: Path | None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def data_dir(self) -> Path:
+        configured = self.values["paths.data_dir"]
+        return Path(configured).expanduser() if configured else default_data_dir()
+
+    @property
+    def database_url(self) -> str:
+        return self.values["storage.url"] or f"sqlite:///{self.data_dir / 'chatface.db'}"
+
+    def plugin_allow_list(self) -> set[str] | None:
+        """None when every installed plugin may load, else the allowed names."""
+        raw = self.values["plugins.load"].strip()
+        if raw == "*":
+            return None
+        return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("chatface", appauthor=False))
+
+
+def _config_file(environ: dict[str, str]) -> tuple[Path | None, bool]:
+    """The config file to read and whether the user named it explicitly."""
+    explicit = environ.get("CHATFACE_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser(), True
+    home = environ.get("CHATFACE_HOME")
+    base = Path(home).expanduser() if home else default_data_dir()
+    return base / "config.toml", False
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: '{section}' must be a [section], not a plain value.")
+        for key, value in table.items():
+            name = f"{section}.{key}"
+            if name not in _BY_NAME:
+                known = ", ".join(sorted(_BY_NAME))
+                raise ConfigError(f"{path}: unknown setting '{name}'. Known settings: {known}.")
+            flat[name] = value
+    return flat
+
+
+def load_config(environ: dict[str, str] | None = None) -> Config:
+    """Read defaults, the config file and the environment, in that order."""
+    env = dict(os.environ if environ is None else environ)
+    path, explicit = _config_file(env)
+    from_file: dict[str, Any] = {}
+    if path is not None and path.is_file():
+        from_file = _read_file(path)
+    elif explicit:
+        raise ConfigError(f"CHATFACE_CONFIG names {path}, which does not exist.")
+    else:
+        path = None
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        value, source = setting.default, "default"
+        if setting.name in from_file:
+            value = _coerce(setting, from_file[setting.name], str(path))
+            source = str(path)
+        for var in setting.env_names():
+            if var in env:
+                value, source = _coerce(setting, env[var], f"${var}"), f"${var}"
+                break
+        values[setting.name] = value
+        sources[setting.name] = source
+    return Config(values=values, sources=sources, file=path)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _comment(text: str, width: int = 88) -> list[str]:
+    lines, line = [], "#"
+    for word in text.split():
+        if len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = "#"
+        line += " " + word
+    lines.append(line)
+    return lines
+
+
+def render_defaults_toml() -> str:
+    """Every setting with its default and help, as a commented TOML file."""
+    out = [
+        "# chatface settings: every setting with its default.",
+        "# Generated by `chatface config defaults`; docs/configuration.md explains the order",
+        "# in which defaults, this file and CHATFACE_* environment variables apply.",
+        "# Secrets (bot tokens, API keys) never go here: use `chatface keys set NAME`.",
+    ]
+    section = None
+    for setting in SETTINGS:
+        if setting.section != section:
+            section = setting.section
+            out += ["", f"[{section}]"]
+        out += _comment(setting.help)
+        envs = " or ".join(f"${v}" for v in setting.env_names())
+        out.append(f"# Environment: {envs}")
+        out.append(f"{setting.key} = {_toml_value(setting.default)}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""The engine: plugin core, types, and the Engine that ties plugins together."""

@@ -1,0 +1,79 @@
+"""The hooks a chatface plugin can implement.
+
+Every hook receives a ``register`` callback and calls it once per thing it
+provides. Implementations may leave out arguments they do not need (pluggy passes
+only the ones an implementation names). The core checks what is registered and
+records which plugin registered it, so errors name the plugin at fault.
+
+docs/plugins.md shows each hook's exact signature; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from chatface.config import Config
+    from chatface.engine.types import Backend, DirectionProvider, Planner
+
+PROJECT_NAME = "chatface"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+BackendFactory = Callable[["Config"], "Backend"]
+PlannerFactory = Callable[["Config"], "Planner"]
+
+
+@hookspec
+def chatface_register_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    """Register inversion backends.
+
+    Call ``register(name, factory)`` once per backend. ``name`` is a short
+    lower-case identifier (``"diffae"``); ``factory(config)`` is called lazily,
+    the first time the backend is needed, and must return an object with the
+    :class:`chatface.engine.types.Backend` protocol: ``image_size``,
+    ``latent_dim``, ``encode(images, steps, progress) -> Latents`` and
+    ``render(latents, condition_schedule, steps, progress) -> images``. Do not
+    load weights at registration time.
+    """
+
+
+@hookspec
+def chatface_register_directions(register: Callable[[DirectionProvider], None]) -> None:
+    """Register attribute-direction providers.
+
+    Call ``register(provider)`` once per provider. A provider has a unique
+    ``name``, an ``attributes()`` method returning
+    :class:`chatface.engine.types.Attribute` objects (name, aliases, description,
+    backend whose latent space it edits, strength range), and
+    ``edit(z_sem, attribute, strength) -> z_sem`` that moves a batch of
+    semantic latents. Attribute names and aliases must be unique across all
+    providers. ``attributes()`` must work without model weights, so planning and
+    ``chatface plugins`` work on a fresh install.
+    """
+
+
+@hookspec
+def chatface_register_planners(register: Callable[[str, PlannerFactory], None]) -> None:
+    """Register planners that turn chat messages into edit plans.
+
+    Call ``register(name, factory)`` once per planner. ``factory(config)``
+    returns an object with :class:`chatface.engine.types.Planner`'s
+    ``plan(message, context) -> EditPlan``, where ``context`` is a
+    :class:`chatface.engine.types.PlanContext` (available attributes, current
+    session state, recent turns). The plan must follow the plan contract
+    (docs/planners.md); the engine validates it.
+    """
+
+
+def hook_names() -> list[str]:
+    """Names of every hook this module specifies."""
+    return sorted(name for name, value in globals().items() if _is_hookspec(name, value))
+
+
+def _is_hookspec(name: str, value: Any) -> bool:
+    return name.startswith("chatface_") and hasattr(value, f"{PROJECT_NAME}_spec")

@@ -1,0 +1,220 @@
+"""Collecting and checking what plugins register.
+
+Each hook implementation is called on its own, with a ``register`` callback that
+checks every item. A bad item is rejected and reported with the plugin's name;
+a hook implementation that raises is reported and everything it registered in
+that call is dropped, so one broken plugin never takes the others down.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from chatface.engine.types import Attribute, DirectionProvider
+from chatface.errors import PluginError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Registered(Generic[T]):
+    value: T
+    plugin: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    plugin: str
+    hook: str
+    message: str
+    severity: str = "error"  # "error": the item was rejected; "warning": kept, but flagged
+
+    def __str__(self) -> str:
+        return f"{self.severity}: plugin {self.plugin} ({self.hook}): {self.message}"
+
+
+@dataclass
+class Registry:
+    """Everything registered by the loaded plugins, keyed by name."""
+
+    backends: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    planners: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    providers: dict[str, Registered[DirectionProvider]] = field(default_factory=dict)
+    attributes: dict[str, Registered[Attribute]] = field(default_factory=dict)
+    attribute_provider: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # lower-case alias -> attribute name
+    problems: list[Problem] = field(default_factory=list)
+
+    def attribute(self, word: str) -> Attribute | None:
+        """The attribute called ``word`` or having it as an alias (case-insensitive)."""
+        key = word.strip().lower()
+        name = key if key in self.attributes else self.aliases.get(key)
+        return self.attributes[name].value if name else None
+
+    def provider_for(self, attribute: str) -> DirectionProvider:
+        if attribute not in self.attribute_provider:
+            raise PluginError(f"No plugin provides the attribute {attribute!r}.")
+        return self.providers[self.attribute_provider[attribute]].value
+
+    def registered_by(self, plugin: str) -> dict[str, list[str]]:
+        """Names of what ``plugin`` registered, per kind."""
+        pick = lambda table: sorted(k for k, r in table.items() if r.plugin == plugin)  # noqa: E731
+        return {
+            "backends": pick(self.backends),
+            "directions": pick(self.providers),
+            "attributes": pick(self.attributes),
+            "planners": pick(self.planners),
+        }
+
+    def raise_for_problems(self) -> None:
+        errors = [p for p in self.problems if p.severity == "error"]
+        if errors:
+            raise PluginError("; ".join(str(p) for p in errors))
+
+
+def _call_each(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    registry: Registry,
+    make_register: Callable[[str, list[Any]], Callable[..., None]],
+    accept: Callable[[str, Any], None],
+) -> None:
+    """Call every implementation of one hook in isolation and accept its items."""
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        items: list[Any] = []
+        register = make_register(impl.plugin_name, items)
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except Exception as exc:
+            registry.problems.append(
+                Problem(impl.plugin_name, hook_name, f"raised {type(exc).__name__}: {exc}")
+            )
+            logger.warning("plugin %s raised in %s: %s", impl.plugin_name, hook_name, exc)
+            continue
+        for item in items:
+            accept(impl.plugin_name, item)
+
+
+def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str, kind: str) -> None:
+    table = registry.backends if kind == "backend" else registry.planners
+
+    def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
+        def register(name: str, factory: Callable[..., Any]) -> None:
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+                message = f"{kind} name {name!r} must be lower-case letters, digits and _"
+                registry.problems.append(Problem(plugin, hook, message))
+            elif not callable(factory):
+                message = f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
+                registry.problems.append(Problem(plugin, hook, message))
+            else:
+                items.append((name, factory))
+
+        return register
+
+    def accept(plugin: str, item: tuple[str, Callable[..., Any]]) -> None:
+        name, factory = item
+        if name in table:
+            message = f"{kind} {name!r} is already registered by plugin {table[name].plugin}"
+            registry.problems.append(Problem(plugin, hook, message))
+        else:
+            table[name] = Registered(factory, plugin)
+
+    _call_each(pm, hook, registry, make_register, accept)
+
+
+def _check_provider(provider: Any) -> tuple[str, list[Attribute]]:
+    """The provider's name and attributes, or ValueError saying what is wrong."""
+    name = getattr(provider, "name", None)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(f"provider needs a lower-case 'name' attribute, got {name!r}")
+    for method in ("attributes", "edit"):
+        if not callable(getattr(provider, method, None)):
+            raise ValueError(f"provider {name!r} has no {method}() method")
+    attributes = list(provider.attributes())
+    for attribute in attributes:
+        if not isinstance(attribute, Attribute):
+            kind = type(attribute).__name__
+            raise ValueError(f"provider {name!r}: attributes() must return Attribute, got {kind}")
+        if not NAME_PATTERN.match(attribute.name):
+            raise ValueError(f"provider {name!r}: bad attribute name {attribute.name!r}")
+        low, high = attribute.strength_range
+        if not low < high:
+            raise ValueError(f"attribute {attribute.name!r}: empty strength range {low}..{high}")
+    return name, attributes
+
+
+def _directions_hook(pm: pluggy.PluginManager, registry: Registry) -> None:
+    hook = "chatface_register_directions"
+
+    def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
+        def register(provider: DirectionProvider) -> None:
+            try:
+                items.append((provider, *_check_provider(provider)))
+            except Exception as exc:
+                registry.problems.append(Problem(plugin, hook, str(exc)))
+
+        return register
+
+    def accept(plugin: str, item: tuple[DirectionProvider, str, list[Attribute]]) -> None:
+        provider, name, attributes = item
+        if name in registry.providers:
+            owner = registry.providers[name].plugin
+            message = f"direction provider {name!r} is already registered by plugin {owner}"
+            registry.problems.append(Problem(plugin, hook, message))
+            return
+        registry.providers[name] = Registered(provider, plugin)
+        for attribute in attributes:
+            _accept_attribute(registry, plugin, name, attribute)
+
+    _call_each(pm, hook, registry, make_register, accept)
+
+
+def _accept_attribute(registry: Registry, plugin: str, provider: str, attribute: Attribute) -> None:
+    hook = "chatface_register_directions"
+    taken = registry.attributes.get(attribute.name)
+    if taken is not None or attribute.name in registry.aliases:
+        owner = taken.plugin if taken else "another plugin (as an alias)"
+        message = f"attribute {attribute.name!r} is already registered by plugin {owner}"
+        registry.problems.append(Problem(plugin, hook, message))
+        return
+    registry.attributes[attribute.name] = Registered(attribute, plugin)
+    registry.attribute_provider[attribute.name] = provider
+    for alias in attribute.aliases:
+        key = alias.strip().lower()
+        if key in registry.attributes or key in registry.aliases:
+            message = f"alias {alias!r} of {attribute.name!r} is already taken; ignored"
+            registry.problems.append(Problem(plugin, hook, message, severity="warning"))
+        else:
+            registry.aliases[key] = attribute.name
+
+
+def collect(pm: pluggy.PluginManager) -> Registry:
+    """Call every registration hook and return what was validly registered."""
+    registry = Registry()
+    _named_factory_hook(pm, registry, "chatface_register_backends", "backend")
+    _directions_hook(pm, registry)
+    _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
+    # One warning per provider and missing backend, not one per attribute.
+    missing: dict[tuple[str, str], list[str]] = {}
+    for name, entry in registry.attributes.items():
+        if entry.value.backend not in registry.backends:
+            key = (registry.attribute_provider[name], entry.value.backend)
+            missing.setdefault(key, []).append(name)
+    for (provider, backend), names in missing.items():
+        message = f"{len(names)} attribute(s) of provider {provider!r} edit the latents of "
+        message += f"backend {backend!r}, which no plugin registers: they can be planned, "
+        message += "not rendered"
+        plugin = registry.providers[provider].plugin
+        registry.problems.append(
+            Problem(plugin, "chatface_register_directions", message, severity="warning")
+        )
+    return registry

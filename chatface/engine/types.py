@@ -1,0 +1,240 @@
+"""The types the engine and plugins exchange.
+
+Plugin authors import from here. Tensors are torch tensors, but torch is imported
+only where a tensor is actually built, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from chatface.errors import PlanError
+
+if TYPE_CHECKING:
+    import torch
+
+# Every action a plan may carry (shared/specs/chatface.md, "The plan contract").
+ACTIONS: tuple[str, ...] = (
+    "edit",
+    "undo",
+    "redo",
+    "reset",
+    "show_original",
+    "help",
+    "list_attributes",
+    "chat",
+)
+
+# A progress callback receives (steps done, total steps).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Latents:
+    """What a backend makes of a batch of aligned faces.
+
+    ``z_sem``: [B, latent_dim] semantic codes; ``x_T``: [B, 3, H, W] noise codes.
+    """
+
+    z_sem: torch.Tensor
+    x_T: torch.Tensor
+
+    def to_bytes(self) -> bytes:
+        """Serialise as safetensors (never pickle), for storage."""
+        from safetensors.torch import save
+
+        return save({"z_sem": self.z_sem.contiguous(), "x_T": self.x_T.contiguous()})
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Latents:
+        from safetensors.torch import load
+
+        tensors = load(blob)
+        return cls(z_sem=tensors["z_sem"], x_T=tensors["x_T"])
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """An editable attribute declared by a direction provider.
+
+    ``name`` is what plans use (lower-case snake_case, e.g. ``blond_hair``);
+    ``aliases`` are other words planners should understand; positive strength
+    means "more of it" (for ``age``: older); ``strength_range`` bounds the
+    accumulated strength in a session.
+    """
+
+    name: str
+    description: str
+    aliases: tuple[str, ...] = ()
+    backend: str = "diffae"
+    strength_range: tuple[float, float] = (-1.0, 1.0)
+
+    def clamp(self, strength: float) -> float:
+        low, high = self.strength_range
+        return min(high, max(low, strength))
+
+
+@dataclass(frozen=True)
+class EditOp:
+    """Change ``attribute`` by ``strength`` in [-1, 1], relative to the current state."""
+
+    attribute: str
+    strength: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attribute, str) or not self.attribute:
+            raise PlanError(f"An edit needs an attribute name, got {self.attribute!r}.")
+        strength = _number(self.strength, f"strength of {self.attribute!r}")
+        if not -1.0 <= strength <= 1.0:
+            raise PlanError(f"strength of {self.attribute!r} must be in [-1, 1], got {strength}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attribute": self.attribute, "strength": self.strength}
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PlanError(f"{what} must be a number, got {value!r}.")
+    if not math.isfinite(value):
+        raise PlanError(f"{what} must be finite, got {value!r}.")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """One planned turn, following the plan contract."""
+
+    action: str
+    edits: tuple[EditOp, ...] = ()
+    steps: int | None = None
+    reply: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise PlanError(f"Unknown action {self.action!r}; expected one of {ACTIONS}.")
+        if self.action != "edit" and self.edits:
+            raise PlanError(f"Action {self.action!r} carries no edits.")
+        if self.steps is not None and (
+            isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
+        ):
+            raise PlanError(f"steps must be a positive integer or null, got {self.steps!r}.")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EditPlan:
+        """Build a plan from contract JSON; strengths are clamped to [-1, 1]."""
+        if not isinstance(data, Mapping):
+            raise PlanError("A plan must be a JSON object.")
+        edits = []
+        for item in data.get("edits") or ():
+            if not isinstance(item, Mapping) or not isinstance(item.get("attribute"), str):
+                raise PlanError(f"Each edit needs an attribute name, got {item!r}.")
+            strength = _number(item.get("strength"), f"strength of {item['attribute']!r}")
+            edits.append(EditOp(item["attribute"], max(-1.0, min(1.0, strength))))
+        reply = data.get("reply") or ""
+        if not isinstance(reply, str):
+            raise PlanError("reply must be a string.")
+        return cls(
+            action=data.get("action", ""),
+            edits=tuple(edits),
+            steps=data.get("steps"),
+            reply=reply,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "edits": [op.to_dict() for op in self.edits],
+            "steps": self.steps,
+            "reply": self.reply,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """Accumulated attribute strengths of one face; the original latents live in storage.
+
+    Every render starts from the stored x_T and original z_sem with the whole
+    state, so many turns never drift and undo is exact.
+    """
+
+    strengths: Mapping[str, float] = field(default_factory=dict)
+
+    def apply(self, edits: Sequence[EditOp], attributes: Mapping[str, Attribute]) -> SessionState:
+        """Add each edit to the state, clamped to its attribute's range."""
+        merged = dict(self.strengths)
+        for op in edits:
+            attribute = attributes.get(op.attribute)
+            if attribute is None:
+                raise PlanError(f"Unknown attribute {op.attribute!r}.")
+            merged[op.attribute] = attribute.clamp(merged.get(op.attribute, 0.0) + op.strength)
+        return SessionState({k: v for k, v in merged.items() if v != 0.0})
+
+    def to_json(self) -> str:
+        return json.dumps({"strengths": dict(sorted(self.strengths.items()))})
+
+    @classmethod
+    def from_json(cls, text: str) -> SessionState:
+        data = json.loads(text or "{}")
+        strengths = data.get("strengths", {}) if isinstance(data, dict) else None
+        if not isinstance(strengths, dict):
+            raise PlanError("A session state is a JSON object with a 'strengths' object.")
+        return cls({str(k): _number(v, f"strength of {k!r}") for k, v in strengths.items()})
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a planner may look at besides the message."""
+
+    attributes: Sequence[Attribute]
+    state: SessionState = field(default_factory=SessionState)
+    # Recent turns, oldest first, as (role, text) with role "user" or "bot".
+    recent: Sequence[tuple[str, str]] = ()
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An inversion backend: aligned faces <-> latents."""
+
+    image_size: int
+    latent_dim: int
+
+    def encode(self, images: torch.Tensor, steps: int, progress: Progress | None = None) -> Latents:
+        """[B, 3, S, S] images in [-1, 1] -> Latents (z_sem and x_T by DDIM inversion)."""
+        ...
+
+    def render(
+        self,
+        latents: Latents,
+        condition_schedule: Callable[[int, int], torch.Tensor],
+        steps: int,
+        progress: Progress | None = None,
+    ) -> torch.Tensor:
+        """Render from ``latents.x_T``; ``condition_schedule(i, t)`` gives z for step i at time t."""
+        ...
+
+
+@runtime_checkable
+class DirectionProvider(Protocol):
+    """Declares attributes and moves semantic latents along them."""
+
+    name: str
+
+    def attributes(self) -> Sequence[Attribute]: ...
+
+    def edit(self, z_sem: torch.Tensor, attribute: str, strength: float) -> torch.Tensor:
+        """Return ``z_sem`` ([B, D]) moved by ``strength`` along ``attribute``."""
+        ...
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Turns a chat message into an EditPlan."""
+
+    def plan(self, message: str, context: PlanContext) -> EditPlan: ...

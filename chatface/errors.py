@@ -1,0 +1,32 @@
+"""Errors a user can cause. Each carries a message a person can act on.
+
+The CLI and the bots turn a ``ChatFaceError`` into a reply, never a traceback.
+"""
+
+
+class ChatFaceError(Exception):
+    """Base class for every error a user can cause or fix."""
+
+
+class ConfigError(ChatFaceError):
+    """A setting in config.toml or a CHATFACE_* variable is invalid."""
+
+
+class KeyStoreError(ChatFaceError):
+    """A secret is missing, or the key file is unsafe or unreadable."""
+
+
+class PluginError(ChatFaceError):
+    """A plugin registered something invalid, or a requested plugin object is missing."""
+
+
+class PlanError(ChatFaceError):
+    """An edit plan does not follow the plan contract."""
+
+
+class StorageError(ChatFaceError):
+    """The database cannot be opened, migrated, or holds no such record."""
+
+
+class WeightsMissingError(ChatFaceError):
+    """Model weights needed for an operation are not installed."""

@@ -1,0 +1,121 @@
+"""One test per hook (test_hook_<name>), plus checks that none is untested or undocumented."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from chatface import hookimpl
+from chatface.engine import hookspecs
+from chatface.engine.registry import collect
+from chatface.engine.types import Attribute, EditOp, EditPlan, Latents
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class FakeBackend:
+    image_size = 8
+    latent_dim = 4
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def encode(self, images, steps, progress=None):  # type: ignore[no-untyped-def]
+        return Latents(z_sem=images.mean(dim=(2, 3)).repeat(1, 2)[:, :4], x_T=images * 2)
+
+    def render(self, latents, condition_schedule, steps, progress=None):  # type: ignore[no-untyped-def]
+        return latents.x_T / 2
+
+
+def test_hook_chatface_register_backends(pm, add_plugin) -> None:
+    class Plugin:
+        @hookimpl
+        def chatface_register_backends(self, register):  # type: ignore[no-untyped-def]
+            register("fake", FakeBackend)
+
+    add_plugin(Plugin(), "fake-backend")
+    registry = collect(pm)
+    entry = registry.backends["fake"]
+    assert entry.plugin == "fake-backend"
+    backend = entry.value({"k": 1})
+    images = torch.rand(2, 3, 8, 8)
+    latents = backend.encode(images, steps=3)
+    assert latents.z_sem.shape == (2, 4)
+    assert torch.equal(backend.render(latents, lambda i, t: latents.z_sem, steps=3), images)
+
+
+def test_hook_chatface_register_directions(pm, add_plugin) -> None:
+    class Shift:
+        name = "shift"
+
+        def attributes(self):  # type: ignore[no-untyped-def]
+            return [Attribute("sparkle", "test attribute", aliases=("glitter",))]
+
+        def edit(self, z_sem, attribute, strength):  # type: ignore[no-untyped-def]
+            return z_sem + strength
+
+    class Plugin:
+        @hookimpl
+        def chatface_register_directions(self, register):  # type: ignore[no-untyped-def]
+            register(Shift())
+
+    add_plugin(Plugin(), "shift-plugin")
+    registry = collect(pm)
+    assert registry.providers["shift"].plugin == "shift-plugin"
+    assert registry.attributes["sparkle"].plugin == "shift-plugin"
+    assert registry.attribute("GLITTER").name == "sparkle"
+    z = torch.zeros(1, 3)
+    assert torch.equal(registry.provider_for("sparkle").edit(z, "sparkle", 0.5), z + 0.5)
+
+
+def test_hook_chatface_register_planners(pm, add_plugin) -> None:
+    seen = {}
+
+    class Echo:
+        def __init__(self, config: object) -> None:
+            seen["config"] = config
+
+        def plan(self, message, context):  # type: ignore[no-untyped-def]
+            return EditPlan("edit", (EditOp(context.attributes[0].name, 0.25),), reply=message)
+
+    class Plugin:
+        @hookimpl
+        def chatface_register_planners(self, register):  # type: ignore[no-untyped-def]
+            register("echo", Echo)
+
+    add_plugin(Plugin(), "echo-plugin")
+    registry = collect(pm)
+    entry = registry.planners["echo"]
+    assert entry.plugin == "echo-plugin"
+    planner = entry.value("cfg")
+    assert seen["config"] == "cfg"
+    from chatface.engine.types import PlanContext
+
+    plan = planner.plan("hi", PlanContext([Attribute("smile", "s")]))
+    assert plan.to_dict() == {
+        "action": "edit",
+        "edits": [{"attribute": "smile", "strength": 0.25}],
+        "steps": None,
+        "reply": "hi",
+    }
+
+
+def test_every_hook_has_a_test() -> None:
+    module = sys.modules[__name__]
+    hooks = hookspecs.hook_names()
+    assert len(hooks) == 3
+    missing = [h for h in hooks if not hasattr(module, f"test_hook_{h}")]
+    assert not missing, f"hooks without a test_hook_<name> test: {missing}"
+
+
+def test_every_hook_signature_is_in_the_docs() -> None:
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    for name in hookspecs.hook_names():
+        function = getattr(hookspecs, name)
+        signature = f"def {name}{inspect.signature(function)}"
+        signature = re.sub(r"'", "", signature)
+        assert signature in docs, f"docs/plugins.md lacks the exact signature:\n{signature}"
