@@ -54,9 +54,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", "url", "",
             "SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/chatface. "
             "Empty: the SQLite file <data_dir>/chatface.db."),
-    Setting("storage", "keep_results", 50,
-            "How many rendered result images to keep per face (older ones are deleted; "
-            "their edits stay in the history and can be rendered again)."),
     Setting("engine", "backend", "diffae",
             "Inversion backend used for new faces (see `chatface plugins`)."),
     Setting("engine", "device", "auto",

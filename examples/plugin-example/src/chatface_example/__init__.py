@@ -40,7 +40,10 @@ class ExampleDirections:
 
 
 class KeywordPlanner:
-    """Finds attribute names or aliases in the message; 'less'/'no' flips the sign."""
+    """Finds attribute names or aliases in the message.
+
+    "less", "no", "remove", ... within the two words before a name flip the sign.
+    """
 
     def __init__(self, config: object) -> None:
         self.config = config
@@ -57,7 +60,7 @@ class KeywordPlanner:
             names = {attribute.name, *attribute.aliases}
             for i, word in enumerate(words):
                 if word in names:
-                    negative = i > 0 and words[i - 1] in NEGATIVE_WORDS
+                    negative = bool(NEGATIVE_WORDS & set(words[max(0, i - 2) : i]))
                     edits.append(EditOp(attribute.name, -strength if negative else strength))
                     break
         if not edits:
