@@ -27,7 +27,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 def _check_name(name: str) -> str:
     if not _NAME.match(name):
         raise KeyStoreError(
-            f"Key names are lower-case letters, digits, '-' and '_' (e.g. 'anthropic'); got {name!r}."
+            "Key names are lower-case letters, digits, '-' and '_' (e.g. 'anthropic'); "
+            f"got {name!r}."
         )
     return name
 

@@ -34,7 +34,9 @@ def test_file_then_environment_override(isolated_env, monkeypatch) -> None:
     assert config.sources["render.steps"] == str(isolated_env / "config.toml")
     monkeypatch.setenv("CHATFACE_RENDER_STEPS", "12")
     config = load_config()
-    assert config["render.steps"] == 12 and config.sources["render.steps"] == "$CHATFACE_RENDER_STEPS"
+    assert (
+        config["render.steps"] == 12 and config.sources["render.steps"] == "$CHATFACE_RENDER_STEPS"
+    )
     assert config["render.schedule"] == "constant"
 
 

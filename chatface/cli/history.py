@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import getpass
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.tree import Tree
 
 from chatface.config import load_config
-from chatface.storage import Store
+
+if TYPE_CHECKING:
+    from chatface.storage import Store
 
 PLATFORM = typer.Option("cli", "--platform", help="cli, telegram or discord.")
 USER = typer.Option(None, "--user", help="Platform user id (default: your login name).")
@@ -23,6 +25,13 @@ USER = typer.Option(None, "--user", help="Platform user id (default: your login 
 
 def _who(user: str | None) -> str:
     return user or getpass.getuser()
+
+
+def _open_store() -> Store:
+    # Imported here so that `chatface --help` does not pay for SQLAlchemy.
+    from chatface.storage import Store
+
+    return Store.from_config(load_config())
 
 
 def history_data(store: Store, platform: str, user_id: str) -> dict[str, Any]:
@@ -70,7 +79,7 @@ def history(
     Example: chatface history --json
     """
     user_id = _who(user)
-    with Store.from_config(load_config()) as store:
+    with _open_store() as store:
         data = history_data(store, platform, user_id)
     if json_:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -105,7 +114,7 @@ def forget(
     user_id = _who(user)
     if not yes:
         typer.confirm(f"Delete everything stored for {platform} user {user_id}?", abort=True)
-    with Store.from_config(load_config()) as store:
+    with _open_store() as store:
         counts = store.forget_user(platform, user_id)
     total = sum(counts.values())
     detail = ", ".join(f"{n} {table}" for table, n in counts.items() if n)

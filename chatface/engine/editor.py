@@ -28,9 +28,7 @@ class Engine:
         self, config: Config | None = None, plugin_manager: ChatFacePluginManager | None = None
     ) -> None:
         self.config = config or load_config()
-        self.plugin_manager = plugin_manager or make_plugin_manager(
-            self.config.plugin_allow_list()
-        )
+        self.plugin_manager = plugin_manager or make_plugin_manager(self.config.plugin_allow_list())
         self._registry: Registry | None = None
         self._planners: dict[str, Planner] = {}
 
@@ -55,7 +53,9 @@ class Engine:
                 raise PluginError(f"No planner called {name!r} is registered (known: {known}).")
             planner = entry.value(self.config)
             if not callable(getattr(planner, "plan", None)):
-                raise PluginError(f"Planner {name!r} of plugin {entry.plugin} has no plan() method.")
+                raise PluginError(
+                    f"Planner {name!r} of plugin {entry.plugin} has no plan() method."
+                )
             self._planners[name] = planner
         return self._planners[name]
 
@@ -74,7 +74,9 @@ class Engine:
             owner = self.registry.planners[name].plugin
             kind = type(plan).__name__
             raise PluginError(f"Planner {name!r} of plugin {owner} returned {kind}, not EditPlan.")
-        unknown = [op.attribute for op in plan.edits if op.attribute not in self.registry.attributes]
+        unknown = [
+            op.attribute for op in plan.edits if op.attribute not in self.registry.attributes
+        ]
         if not unknown:
             return plan
         logger.warning("planner %s named unknown attributes %s; dropped", name, unknown)

@@ -216,7 +216,10 @@ class Backend(Protocol):
         steps: int,
         progress: Progress | None = None,
     ) -> torch.Tensor:
-        """Render from ``latents.x_T``; ``condition_schedule(i, t)`` gives z for step i at time t."""
+        """Render from ``latents.x_T``.
+
+        ``condition_schedule(i, t)`` gives the z_sem that conditions step ``i`` (timestep ``t``).
+        """
         ...
 
 

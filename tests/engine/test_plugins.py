@@ -14,7 +14,7 @@ from chatface.engine.registry import collect
 from chatface.engine.types import Attribute
 from chatface.errors import PluginError
 
-GOOD_PLUGIN = '''
+GOOD_PLUGIN = """
 from chatface import hookimpl
 
 class Planner:
@@ -24,7 +24,7 @@ class Planner:
 @hookimpl
 def chatface_register_planners(register):
     register("{name}", Planner)
-'''
+"""
 
 
 def test_importing_chatface_loads_no_plugin_and_no_torch() -> None:
@@ -147,7 +147,9 @@ def _directions_plugin(*providers: object) -> object:
 
 def test_attribute_clashing_with_a_builtin_is_rejected(pm, add_plugin) -> None:
     add_plugin(
-        _directions_plugin(_Provider("mine", [Attribute("smile", "x"), Attribute("freckles", "y")])),
+        _directions_plugin(
+            _Provider("mine", [Attribute("smile", "x"), Attribute("freckles", "y")])
+        ),
         "clash",
     )
     registry = collect(pm)

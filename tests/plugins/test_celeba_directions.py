@@ -38,7 +38,9 @@ def classifier(tmp_path):
     return path, tensors
 
 
-@pytest.mark.parametrize(("name", "column", "sign"), [("smile", "Smiling", 1), ("age", "Young", -1)])
+@pytest.mark.parametrize(
+    ("name", "column", "sign"), [("smile", "Smiling", 1), ("age", "Young", -1)]
+)
 def test_edit_follows_the_official_formula(classifier, name, column, sign) -> None:
     path, t = classifier
     provider = CelebaDirections(path)
