@@ -30,3 +30,27 @@ class StorageError(ChatFaceError):
 
 class WeightsMissingError(ChatFaceError):
     """Model weights needed for an operation are not installed."""
+
+
+class ImageError(ChatFaceError):
+    """A photo cannot be used; the subclasses say why."""
+
+
+class NotAnImageError(ImageError):
+    """The file is not an image at all."""
+
+
+class CorruptImageError(ImageError):
+    """The file looks like an image but is truncated or damaged."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image exceeds the byte or pixel limits (this includes decompression bombs)."""
+
+
+class NoFaceError(ImageError):
+    """No face was found in the photo."""
+
+
+class FaceTooSmallError(ImageError):
+    """The face is too small to edit well."""
