@@ -58,7 +58,7 @@ def plugins(
         typer.echo(json.dumps(report, indent=2))
         return
     console = Console()
-    table = Table("plugin", "version", "hooks", "registered", "status")
+    table = Table("plugin", "version", "hooks (register_*)", "registered", "status")
     for entry in report:
         registered = entry["registered"]
         lines = [
@@ -73,7 +73,7 @@ def plugins(
         table.add_row(
             entry["name"] + (" (built-in)" if entry["builtin"] else ""),
             entry["version"] or "?",
-            "\n".join(h.removeprefix("chatface_") for h in entry["hooks"]),
+            "\n".join(h.removeprefix("chatface_register_") for h in entry["hooks"]),
             "\n".join(lines),
             status,
         )
