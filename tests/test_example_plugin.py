@@ -84,6 +84,6 @@ def test_engine_plans_and_edits_with_what_the_example_registered(example_on_path
     state = SessionState().apply(plan.edits, {a.name: a for a in engine.attributes()})
     z = torch.randn(2, 512)
     edited = engine.edit_latents(z, state)
-    provider = engine.registry.provider_for("glow")
+    provider = engine.registry.provider_for("glow", "diffae")
     expected = (0.3 * 2.0 * provider.direction(512)).expand(2, -1)
     torch.testing.assert_close(edited - z, expected, atol=1e-6, rtol=0)

@@ -86,10 +86,13 @@ class Engine:
             return EditPlan("edit", kept, plan.steps, f"{plan.reply} {note}".strip())
         return EditPlan("chat", reply=f"{note} Say 'attributes' to see what I can change.")
 
-    def edit_latents(self, z_sem: torch.Tensor, state: SessionState) -> torch.Tensor:
-        """Original z_sem moved by every attribute in ``state``; the moves add up."""
+    def edit_latents(
+        self, z_sem: torch.Tensor, state: SessionState, backend: str | None = None
+    ) -> torch.Tensor:
+        """Original z_sem of ``backend`` moved by every attribute in ``state``; moves add up."""
+        backend = backend or self.config["engine.backend"]
         edited = z_sem.clone()
         for attribute, strength in sorted(state.strengths.items()):
-            provider = self.registry.provider_for(attribute)
+            provider = self.registry.provider_for(attribute, backend)
             edited += provider.edit(z_sem, attribute, strength) - z_sem
         return edited

@@ -51,8 +51,8 @@ def chatface_register_directions(register: Callable[[DirectionProvider], None]) 
     :class:`chatface.engine.types.Attribute` objects (name, aliases, description,
     backend whose latent space it edits, strength range), and
     ``edit(z_sem, attribute, strength) -> z_sem`` that moves a batch of
-    semantic latents. Attribute names and aliases must be unique across all
-    providers. ``attributes()`` must work without model weights, so planning and
+    semantic latents. An attribute name may be provided once per backend.
+    ``attributes()`` must work without model weights, so planning and
     ``chatface plugins`` work on a fresh install.
     """
 

@@ -49,8 +49,12 @@ class Registry:
     backends: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     planners: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     providers: dict[str, Registered[DirectionProvider]] = field(default_factory=dict)
+    # The vocabulary planners see: each attribute name with its first declaration.
     attributes: dict[str, Registered[Attribute]] = field(default_factory=dict)
-    attribute_provider: dict[str, str] = field(default_factory=dict)
+    # attribute name -> backend -> provider name. The same attribute may be provided for
+    # several backends (each edits its own latent space), but only once per backend.
+    attribute_backends: dict[str, dict[str, str]] = field(default_factory=dict)
+    provider_attributes: dict[str, list[str]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # lower-case alias -> attribute name
     problems: list[Problem] = field(default_factory=list)
 
@@ -60,18 +64,26 @@ class Registry:
         name = key if key in self.attributes else self.aliases.get(key)
         return self.attributes[name].value if name else None
 
-    def provider_for(self, attribute: str) -> DirectionProvider:
-        if attribute not in self.attribute_provider:
+    def provider_for(self, attribute: str, backend: str) -> DirectionProvider:
+        """The provider that edits ``attribute`` in ``backend``'s latent space."""
+        backends = self.attribute_backends.get(attribute)
+        if not backends:
             raise PluginError(f"No plugin provides the attribute {attribute!r}.")
-        return self.providers[self.attribute_provider[attribute]].value
+        if backend not in backends:
+            raise PluginError(
+                f"The attribute {attribute!r} is not available for the backend {backend!r} "
+                f"(only for: {', '.join(sorted(backends))})."
+            )
+        return self.providers[backends[backend]].value
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """Names of what ``plugin`` registered, per kind."""
         pick = lambda table: sorted(k for k, r in table.items() if r.plugin == plugin)  # noqa: E731
+        providers = pick(self.providers)
         return {
             "backends": pick(self.backends),
-            "directions": pick(self.providers),
-            "attributes": pick(self.attributes),
+            "directions": providers,
+            "attributes": sorted({a for p in providers for a in self.provider_attributes[p]}),
             "planners": pick(self.planners),
         }
 
@@ -172,6 +184,7 @@ def _directions_hook(pm: pluggy.PluginManager, registry: Registry) -> None:
             registry.problems.append(Problem(plugin, hook, message))
             return
         registry.providers[name] = Registered(provider, plugin)
+        registry.provider_attributes[name] = []
         for attribute in attributes:
             _accept_attribute(registry, plugin, name, attribute)
 
@@ -180,21 +193,28 @@ def _directions_hook(pm: pluggy.PluginManager, registry: Registry) -> None:
 
 def _accept_attribute(registry: Registry, plugin: str, provider: str, attribute: Attribute) -> None:
     hook = "chatface_register_directions"
-    taken = registry.attributes.get(attribute.name)
-    if taken is not None or attribute.name in registry.aliases:
-        owner = taken.plugin if taken else "another plugin (as an alias)"
-        message = f"attribute {attribute.name!r} is already registered by plugin {owner}"
+    name, backend = attribute.name, attribute.backend
+    backends = registry.attribute_backends.get(name, {})
+    if backend in backends:
+        owner = registry.providers[backends[backend]].plugin
+        message = f"attribute {name!r} for backend {backend!r} is already registered by plugin "
+        registry.problems.append(Problem(plugin, hook, message + owner))
+        return
+    if name in registry.aliases:
+        message = f"attribute {name!r} is already an alias of {registry.aliases[name]!r}"
         registry.problems.append(Problem(plugin, hook, message))
         return
-    registry.attributes[attribute.name] = Registered(attribute, plugin)
-    registry.attribute_provider[attribute.name] = provider
+    registry.attribute_backends.setdefault(name, {})[backend] = provider
+    registry.provider_attributes[provider].append(name)
+    registry.attributes.setdefault(name, Registered(attribute, plugin))
     for alias in attribute.aliases:
         key = alias.strip().lower()
-        if key in registry.attributes or key in registry.aliases:
-            message = f"alias {alias!r} of {attribute.name!r} is already taken; ignored"
+        owner = key if key in registry.attributes else registry.aliases.get(key)
+        if owner is None:
+            registry.aliases[key] = name
+        elif owner != name:
+            message = f"alias {alias!r} of {name!r} is already taken by {owner!r}; ignored"
             registry.problems.append(Problem(plugin, hook, message, severity="warning"))
-        else:
-            registry.aliases[key] = attribute.name
 
 
 def collect(pm: pluggy.PluginManager) -> Registry:
@@ -205,10 +225,10 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
     # One warning per provider and missing backend, not one per attribute.
     missing: dict[tuple[str, str], list[str]] = {}
-    for name, entry in registry.attributes.items():
-        if entry.value.backend not in registry.backends:
-            key = (registry.attribute_provider[name], entry.value.backend)
-            missing.setdefault(key, []).append(name)
+    for name, backends in registry.attribute_backends.items():
+        for backend, provider in backends.items():
+            if backend not in registry.backends:
+                missing.setdefault((provider, backend), []).append(name)
     for (provider, backend), names in missing.items():
         message = f"{len(names)} attribute(s) of provider {provider!r} edit the latents of "
         message += f"backend {backend!r}, which no plugin registers: they can be planned, "

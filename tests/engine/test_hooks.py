@@ -69,7 +69,7 @@ def test_hook_chatface_register_directions(pm, add_plugin) -> None:
     assert registry.attributes["sparkle"].plugin == "shift-plugin"
     assert registry.attribute("GLITTER").name == "sparkle"
     z = torch.zeros(1, 3)
-    assert torch.equal(registry.provider_for("sparkle").edit(z, "sparkle", 0.5), z + 0.5)
+    assert torch.equal(registry.provider_for("sparkle", "diffae").edit(z, "sparkle", 0.5), z + 0.5)
 
 
 def test_hook_chatface_register_planners(pm, add_plugin) -> None:

@@ -156,7 +156,31 @@ def test_attribute_clashing_with_a_builtin_is_rejected(pm, add_plugin) -> None:
     assert registry.attributes["smile"].plugin == "chatface.plugins.celeba_directions"
     assert registry.attributes["freckles"].plugin == "clash"
     messages = [p.message for p in registry.problems if p.plugin == "clash"]
-    assert any("'smile' is already registered" in m for m in messages)
+    assert any("'smile' for backend 'diffae' is already registered" in m for m in messages)
+    assert registry.registered_by("clash")["attributes"] == ["freckles"]
+
+
+def test_same_attribute_for_another_backend_is_accepted(pm, add_plugin) -> None:
+    add_plugin(
+        _directions_plugin(_Provider("other", [Attribute("smile", "x", backend="stylegan")])),
+        "second-backend",
+    )
+    registry = collect(pm)
+    assert registry.attribute_backends["smile"] == {"diffae": "celeba", "stylegan": "other"}
+    assert registry.provider_for("smile", "stylegan").name == "other"
+    assert registry.provider_for("smile", "diffae").name == "celeba"
+    with pytest.raises(PluginError, match="not available for the backend 'tiny'"):
+        registry.provider_for("smile", "tiny")
+    # The planners' vocabulary keeps the first declaration.
+    assert registry.attributes["smile"].plugin == "chatface.plugins.celeba_directions"
+    assert not [p for p in registry.problems if p.severity == "error"]
+
+
+def test_attribute_named_like_an_alias_is_rejected(pm, add_plugin) -> None:
+    add_plugin(_directions_plugin(_Provider("mine", [Attribute("glasses", "x")])), "aliased")
+    registry = collect(pm)
+    assert registry.attribute("glasses").name == "eyeglasses"
+    assert any("alias of 'eyeglasses'" in p.message for p in registry.problems)
 
 
 def test_taken_alias_is_dropped_with_a_warning(pm, add_plugin) -> None:
