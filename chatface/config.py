@@ -47,110 +47,64 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "paths",
-        "data_dir",
-        "",
-        "Where faces, results, weights, keys and the SQLite database live. "
-        "Empty: the platform's user data directory (e.g. ~/.local/share/chatface).",
-        alias="CHATFACE_HOME",
-    ),
-    Setting(
-        "storage",
-        "url",
-        "",
-        "SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/chatface. "
-        "Empty: the SQLite file <data_dir>/chatface.db.",
-    ),
-    Setting(
-        "engine",
-        "backend",
-        "diffae",
-        "Inversion backend used for new faces (see `chatface plugins`).",
-    ),
-    Setting(
-        "engine",
-        "device",
-        "auto",
-        "Torch device for models: auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...",
-    ),
-    Setting(
-        "render",
-        "steps",
-        8,
-        "DDIM steps per rendered edit. ChatFace renders with 8; more is slower and finer.",
-    ),
-    Setting(
-        "render",
-        "encode_steps",
-        250,
-        "DDIM steps of the inversion that computes x_T when a photo arrives (done once).",
-    ),
-    Setting(
-        "render",
-        "schedule",
-        "stable",
-        "How the semantic condition moves during rendering: 'stable' (edited z first, "
-        "blending back to the original z) or 'constant' (edited z at every step).",
-    ),
-    Setting(
-        "planner",
-        "name",
-        "rules",
-        "Planner that turns messages into edit plans: 'rules' (offline) or 'anthropic'.",
-    ),
-    Setting(
-        "planner", "anthropic_model", "claude-sonnet-4-5", "Model name for the Anthropic planner."
-    ),
-    Setting(
-        "planner",
-        "anthropic_base_url",
-        "",
-        "Base URL of the Anthropic API. Empty: the SDK's default.",
-    ),
-    Setting(
-        "planner",
-        "timeout_s",
-        20.0,
-        "Total time budget for one planner call, retries included, in seconds.",
-    ),
+    Setting("paths", "data_dir", "",
+            "Where faces, results, weights, keys and the SQLite database live. "
+            "Empty: the platform's user data directory (e.g. ~/.local/share/chatface).",
+            alias="CHATFACE_HOME"),
+    Setting("storage", "url", "",
+            "SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/chatface. "
+            "Empty: the SQLite file <data_dir>/chatface.db."),
+    Setting("engine", "backend", "diffae",
+            "Inversion backend used for new faces (see `chatface plugins`); 'tiny' is a "
+            "random-weight backend for offline dry runs that produces noise."),
+    Setting("engine", "weights", "ffhq256_autoenc",
+            "Installed weights the 'diffae' backend loads (see `chatface weights list`)."),
+    Setting("engine", "device", "auto",
+            "Torch device for models: auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ..."),
+    Setting("render", "steps", 8,
+            "DDIM steps per rendered edit. ChatFace renders with 8; more is slower and finer."),
+    Setting("render", "encode_steps", 250,
+            "DDIM steps of the inversion that computes x_T when a photo arrives (done once)."),
+    Setting("render", "schedule", "stable",
+            "How the semantic condition moves during rendering: 'stable' (edited z first, "
+            "blending back to the original z) or 'constant' (edited z at every step)."),
+    Setting("photos", "max_bytes", 20_000_000, "Largest photo file accepted, in bytes."),
+    Setting("photos", "max_pixels", 40_000_000,
+            "Largest photo accepted, in pixels (width x height); larger ones, decompression "
+            "bombs included, are refused before decoding."),
+    Setting("photos", "min_face_px", 48,
+            "Smallest face accepted: the shorter side of the face box, in photo pixels."),
+    Setting("weights", "base_url", "",
+            "Where `chatface weights download` fetches weights: an https:// base URL with "
+            "<name>/<file> and <name>/SHA256SUMS, or hf://owner/repo[@revision] for a public "
+            "Hugging Face repository. Empty: no mirror; import the official checkpoints "
+            "instead (docs/weights.md)."),
+    Setting("weights", "timeout_s", 20.0,
+            "Seconds to wait for the weights server before a download gives up."),
+    Setting("planner", "name", "rules",
+            "Planner that turns messages into edit plans: 'rules' (offline) or 'anthropic'."),
+    Setting("planner", "anthropic_model", "claude-sonnet-4-5",
+            "Model name for the Anthropic planner."),
+    Setting("planner", "anthropic_base_url", "",
+            "Base URL of the Anthropic API. Empty: the SDK's default."),
+    Setting("planner", "timeout_s", 20.0,
+            "Total time budget for one planner call, retries included, in seconds."),
     Setting("planner", "max_tokens", 512, "Max output tokens of one planner call."),
-    Setting(
-        "queue",
-        "max_pending",
-        64,
-        "Renders waiting at most; further requests are refused with a 'busy' reply.",
-    ),
+    Setting("queue", "max_pending", 64,
+            "Renders waiting at most; further requests are refused with a 'busy' reply."),
     Setting("queue", "max_batch", 8, "Renders batched into one model call at most."),
-    Setting(
-        "queue",
-        "per_user_pending",
-        2,
-        "Renders one user may have waiting at once (flood protection).",
-    ),
+    Setting("queue", "per_user_pending", 2,
+            "Renders one user may have waiting at once (flood protection)."),
     Setting("bots", "rate_limit_per_minute", 20, "Messages per user per minute a bot accepts."),
-    Setting("bots", "max_photo_bytes", 20_000_000, "Largest photo upload accepted, in bytes."),
-    Setting(
-        "bots",
-        "telegram_base_url",
-        "",
-        "Telegram Bot API base URL. Empty: the official server. Tests use a local fake.",
-    ),
-    Setting(
-        "bots",
-        "discord_base_url",
-        "",
-        "Discord API base URL. Empty: the official server. Tests use a local fake.",
-    ),
-    Setting(
-        "plugins",
-        "load",
-        "*",
-        "Comma-separated allow-list of third-party plugins (entry-point or package "
-        "names) to load; '*' loads all installed, '' loads none. Built-ins always load.",
-        alias="CHATFACE_LOAD_PLUGINS",
-    ),
-)
+    Setting("bots", "telegram_base_url", "",
+            "Telegram Bot API base URL. Empty: the official server. Tests use a local fake."),
+    Setting("bots", "discord_base_url", "",
+            "Discord API base URL. Empty: the official server. Tests use a local fake."),
+    Setting("plugins", "load", "*",
+            "Comma-separated allow-list of third-party plugins (entry-point or package "
+            "names) to load; '*' loads all installed, '' loads none. Built-ins always load.",
+            alias="CHATFACE_LOAD_PLUGINS"),
+)  # fmt: skip
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 

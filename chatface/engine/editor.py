@@ -1,26 +1,54 @@
 """The Engine: one per process; it owns the config, the plugins and what they registered.
 
-So far it plans messages with a registered planner and applies a session state to
-semantic latents through the direction providers. Face opening and rendering
-arrive with the inversion backend.
+Main calls: ``open_face(photo)`` finds, aligns and encodes a face once;
+``plan(message, state)`` asks a planner for an edit plan; ``render(face, state)``
+moves the original z_sem by the whole state and renders from the stored x_T, then
+pastes the edited crop back into the photo.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatface.config import Config, load_config
 from chatface.engine.plugins import ChatFacePluginManager, make_plugin_manager
 from chatface.engine.registry import Registry, collect
-from chatface.engine.types import Attribute, EditPlan, PlanContext, Planner, SessionState
+from chatface.engine.sampling import make_schedule
+from chatface.engine.types import (
+    Attribute,
+    Backend,
+    EditPlan,
+    Latents,
+    PlanContext,
+    Planner,
+    Progress,
+    SessionState,
+)
 from chatface.errors import PluginError
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
+
+    from chatface.engine.faces import AlignedFace
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OpenedFace:
+    """A face ready for editing: the photo, its aligned crop and the crop's latents."""
+
+    photo: Image.Image
+    aligned: AlignedFace
+    latents: Latents
+    backend: str
+    faces_found: int
+    note: str | None = None
 
 
 class Engine:
@@ -31,6 +59,7 @@ class Engine:
         self.plugin_manager = plugin_manager or make_plugin_manager(self.config.plugin_allow_list())
         self._registry: Registry | None = None
         self._planners: dict[str, Planner] = {}
+        self._backends: dict[str, Backend] = {}
 
     @property
     def registry(self) -> Registry:
@@ -96,3 +125,72 @@ class Engine:
             provider = self.registry.provider_for(attribute, backend)
             edited += provider.edit(z_sem, attribute, strength) - z_sem
         return edited
+
+    def backend(self, name: str | None = None) -> Backend:
+        """The backend called ``name`` (default: the ``engine.backend`` setting), loaded once."""
+        name = name or self.config["engine.backend"]
+        if name not in self._backends:
+            entry = self.registry.backends.get(name)
+            if entry is None:
+                known = ", ".join(sorted(self.registry.backends)) or "none"
+                raise PluginError(f"No backend called {name!r} is registered (known: {known}).")
+            self._backends[name] = entry.value(self.config)
+        return self._backends[name]
+
+    def open_face(
+        self,
+        photo: bytes | str | Path | Image.Image,
+        *,
+        face_index: int = 0,
+        backend: str | None = None,
+        steps: int | None = None,
+        progress: Progress | None = None,
+    ) -> OpenedFace:
+        """Find, align and encode a face (z_sem by the encoder, x_T by DDIM inversion)."""
+        from chatface.engine import faces
+
+        name = backend or self.config["engine.backend"]
+        model = self.backend(name)
+        prepared = faces.prepare_face(
+            photo,
+            model.image_size,
+            face_index=face_index,
+            max_bytes=self.config["bots.max_photo_bytes"],
+        )
+        images = faces.to_tensor(prepared.aligned.image)
+        latents = model.encode(images, steps or self.config["render.encode_steps"], progress)
+        return OpenedFace(
+            prepared.photo, prepared.aligned, latents, name, prepared.faces_found, prepared.note
+        )
+
+    def render_latents(
+        self,
+        latents: Latents,
+        state: SessionState,
+        *,
+        backend: str | None = None,
+        steps: int | None = None,
+        progress: Progress | None = None,
+    ) -> torch.Tensor:
+        """Render ``state`` from the original latents: [B, 3, S, S] in [-1, 1]."""
+        name = backend or self.config["engine.backend"]
+        model = self.backend(name)
+        z_edit = self.edit_latents(latents.z_sem, state, name)
+        schedule = make_schedule(self.config["render.schedule"], z_edit, latents.z_sem)
+        return model.render(latents, schedule, steps or self.config["render.steps"], progress)
+
+    def render(
+        self,
+        face: OpenedFace,
+        state: SessionState,
+        *,
+        steps: int | None = None,
+        progress: Progress | None = None,
+    ) -> Image.Image:
+        """The whole photo with the face edited to ``state``."""
+        from chatface.engine import faces
+
+        crop = self.render_latents(
+            face.latents, state, backend=face.backend, steps=steps, progress=progress
+        )
+        return faces.paste_back(face.photo, faces.to_image(crop), face.aligned)

@@ -103,21 +103,19 @@ class CelebaDirections:
         ]
 
     def weights_path(self) -> Path:
+        """The classifier file; WeightsMissingError naming the fix when not installed."""
         if self._weights_path is not None:
             return self._weights_path
-        from chatface.config import load_config
+        from chatface.engine.weights import require
 
-        return load_config().data_dir / "weights" / f"{WEIGHTS_NAME}.safetensors"
+        return require(WEIGHTS_NAME) / "classifier.safetensors"
 
     def _load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self._tensors is None:
             path = self.weights_path()
             if not path.is_file():
                 raise WeightsMissingError(
-                    f"The CelebA attribute classifier ({WEIGHTS_NAME}) is not installed: "
-                    f"expected {path}. It is the official DiffAE {WEIGHTS_NAME} checkpoint "
-                    "converted to safetensors with tensors classifier.weight, conds_mean "
-                    "and conds_std."
+                    f"The CelebA attribute classifier file {path} is missing."
                 )
             from safetensors.torch import load_file
 

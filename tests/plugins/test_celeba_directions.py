@@ -69,6 +69,27 @@ def test_missing_weights_name_the_file(tmp_path) -> None:
         CelebaDirections(missing).edit(torch.zeros(1, 16), "smile", 0.5)
 
 
-def test_default_weights_live_in_the_data_dir(isolated_env) -> None:
-    path = CelebaDirections().weights_path()
-    assert path == isolated_env / "weights" / "ffhq256_autoenc_cls.safetensors"
+def test_without_installed_weights_the_error_names_the_commands() -> None:
+    with pytest.raises(WeightsMissingError) as info:
+        CelebaDirections().edit(torch.zeros(1, 512), "smile", 0.5)
+    assert "chatface weights download ffhq256_autoenc_cls" in str(info.value)
+    assert "chatface weights import" in str(info.value)
+
+
+def test_uses_a_classifier_installed_by_chatface_weights_import(tmp_path) -> None:
+    from chatface.engine.weights import import_weights
+
+    folder = tmp_path / "checkpoints" / "ffhq256_autoenc_cls"
+    folder.mkdir(parents=True)
+    weight = torch.randn(40, 32)
+    mean, std = torch.randn(1, 32), torch.rand(1, 32) + 0.5
+    state = {"classifier.weight": weight, "classifier.bias": torch.randn(40)}
+    state |= {"conds_mean": mean, "conds_std": std}
+    torch.save({"state_dict": state}, folder / "last.ckpt")
+    import_weights(folder / "last.ckpt")
+
+    z = torch.randn(2, 32)
+    edited = CelebaDirections().edit(z, "smile", 1.0)
+    row = weight[CELEBA_ATTRIBUTES.index("Smiling")]
+    step = ALPHA_MAX * math.sqrt(32) * row / row.norm()
+    torch.testing.assert_close((edited - mean) / std, (z - mean) / std + step)

@@ -1,0 +1,324 @@
+"""Model weights on disk: where they live, their manifests, verify, remove, require.
+
+Each installed set lives in ``<data dir>/weights/<name>/`` with a ``manifest.json``
+that records the sha256 of every file. An autoencoder is ``model.safetensors`` (the
+EMA weights, official key names without the ``ema_model.`` prefix), ``config.json``
+(the network configuration) and optionally ``latent_stats.safetensors``; a classifier
+is ``classifier.safetensors``. docs/weights.md describes the layout and the commands.
+
+Getting weights: :func:`import_weights` converts a checkpoint without running pickled
+code unless asked (:mod:`chatface.engine.weights_import`); :func:`download` fetches a
+configured mirror (:mod:`chatface.engine.weights_download`). Both write into a hidden
+staging directory that replaces the old version in one rename, so an interrupted
+import or download leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chatface import __version__
+from chatface.config import Config, load_config
+from chatface.errors import ChatFaceError, WeightsMissingError
+
+if TYPE_CHECKING:
+    import torch
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+STATS_FILE = "latent_stats.safetensors"
+CLASSIFIER_FILE = "classifier.safetensors"
+MANIFEST_FILE = "manifest.json"
+SUMS_FILE = "SHA256SUMS"
+# No credible HTTPS mirror of the official weights in this layout exists (docs/weights.md).
+DEFAULT_BASE_URL = ""
+OFFICIAL_CHECKPOINTS = "https://github.com/phizaz/diffae#checkpoints"
+
+# (file name, bytes done, total bytes or None when the server does not say)
+ProgressFn = Callable[[str, int, int | None], None]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_CHUNK = 1 << 20
+
+
+class WeightsError(ChatFaceError):
+    """A weights file cannot be imported, downloaded, verified or removed."""
+
+
+class UnsafeCheckpointError(WeightsError):
+    """The checkpoint holds pickled Python objects; loading it could run code."""
+
+
+class DownloadError(WeightsError):
+    """Weights cannot be downloaded: no source, no network, or a checksum mismatch."""
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """One installed set of weights, as its manifest describes it."""
+
+    name: str
+    kind: str  # "autoencoder" | "classifier"
+    path: Path
+    files: dict[str, str]  # file name -> sha256
+    source: dict[str, Any]
+    imported_at: str
+    chatface_version: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def size_bytes(self) -> int:
+        return sum((self.path / f).stat().st_size for f in self.files if (self.path / f).is_file())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "path": str(self.path),
+            "files": self.files,
+            "size_bytes": self.size_bytes,
+            "source": self.source,
+            "imported_at": self.imported_at,
+            "chatface_version": self.chatface_version,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    name: str
+    mismatched: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatched and not self.missing
+
+
+# --- paths and manifests ---------------------------------------------------------------
+
+
+def weights_root(settings: Config | None = None) -> Path:
+    return (settings or load_config()).data_dir / "weights"
+
+
+def weights_dir(name: str, settings: Config | None = None) -> Path:
+    """Where the weights called ``name`` live (whether or not they are installed)."""
+    if not _NAME.match(name) or ".." in name:
+        raise WeightsError(
+            f"'{name}' is not a valid weights name: use letters, digits, '_', '-' and '.'."
+        )
+    return weights_root(settings) / name
+
+
+def _fix_command_hint(name: str) -> str:
+    return (
+        f"Install it with `chatface weights download {name}`, or import the official "
+        f"checkpoint with `chatface weights import PATH --name {name}` (docs/weights.md)."
+    )
+
+
+def _recover(target: Path) -> None:
+    """Put back a previous version if a process died between the two renames of _install."""
+    if target.exists():
+        return
+    backups = sorted(target.parent.glob(f".old~{target.name}~*"), key=lambda p: p.stat().st_mtime)
+    if backups:
+        os.replace(backups[-1], target)
+
+
+def read_info(path: Path) -> WeightsInfo:
+    try:
+        data = json.loads((path / MANIFEST_FILE).read_text())
+        return WeightsInfo(
+            name=data["name"],
+            kind=data["kind"],
+            path=path,
+            files=dict(data["files"]),
+            source=dict(data.get("source") or {}),
+            imported_at=data.get("imported_at", ""),
+            chatface_version=data.get("chatface_version", ""),
+            notes=tuple(data.get("notes", ())),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path / MANIFEST_FILE} is unreadable ({exc}).") from None
+
+
+def get_info(name: str, settings: Config | None = None) -> WeightsInfo:
+    """The manifest of installed weights; WeightsMissingError if they are not installed."""
+    path = weights_dir(name, settings)
+    _recover(path)
+    if not (path / MANIFEST_FILE).is_file():
+        raise WeightsMissingError(
+            f"Model weights '{name}' are not installed (looked in {path}). "
+            + _fix_command_hint(name)
+        )
+    return read_info(path)
+
+
+def require(name: str, settings: Config | None = None) -> Path:
+    """The directory of installed weights, or a WeightsMissingError naming the fix."""
+    info = get_info(name, settings)
+    missing = [f for f in info.files if not (info.path / f).is_file()]
+    if missing:
+        raise WeightsMissingError(
+            f"Model weights '{name}' are incomplete: {', '.join(missing)} missing in "
+            f"{info.path}. " + _fix_command_hint(name)
+        )
+    return info.path
+
+
+def list_weights(settings: Config | None = None) -> list[WeightsInfo]:
+    root = weights_root(settings)
+    if not root.is_dir():
+        return []
+    for backup in root.glob(".old~*~*"):
+        _recover(root / backup.name.split("~")[1])
+    found = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (path / MANIFEST_FILE).is_file():
+            found.append(read_info(path))
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(name: str, settings: Config | None = None) -> VerifyReport:
+    """Recompute the sha256 of every file in the manifest."""
+    info = get_info(name, settings)
+    missing, mismatched = [], []
+    for file, expected in info.files.items():
+        path = info.path / file
+        if not path.is_file():
+            missing.append(file)
+        elif sha256_file(path) != expected:
+            mismatched.append(file)
+    return VerifyReport(name, tuple(mismatched), tuple(missing))
+
+
+def remove(name: str, settings: Config | None = None) -> Path:
+    path = weights_dir(name, settings)
+    _recover(path)
+    if not path.exists():
+        raise WeightsMissingError(f"No weights called '{name}' are installed (in {path}).")
+    shutil.rmtree(path)
+    for leftover in path.parent.glob(f".*~{name}~*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return path
+
+
+# --- atomic installation ---------------------------------------------------------------
+
+
+@contextmanager
+def staging_dir(root: Path, name: str) -> Iterator[Path]:
+    """A hidden directory next to the target; removed on any failure or interrupt."""
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp~{name}~", dir=root))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def install_from_staging(staging: Path, target: Path) -> None:
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".old~{target.name}~{secrets.token_hex(4)}")
+        os.replace(target, backup)
+    os.replace(staging, target)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _finish(path: Path, tmp: Path) -> str:
+    with tmp.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return sha256_file(path)
+
+
+def write_json(path: Path, data: Any) -> str:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    return _finish(path, tmp)
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None) -> str:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + ".part")
+    # clone(): safetensors refuses tensors that share storage with another one.
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp, meta)
+    return _finish(path, tmp)
+
+
+def write_manifest(staging: Path, name: str, kind: str, files: dict[str, str], **extra: Any):
+    manifest = {
+        "name": name,
+        "kind": kind,
+        "files": files,
+        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "chatface_version": __version__,
+        **extra,
+    }
+    write_json(staging / MANIFEST_FILE, manifest)
+
+
+# --- getting weights (implemented in their own modules, imported lazily) ---------------
+
+
+def import_weights(
+    path: Path | str,
+    *,
+    name: str | None = None,
+    config_path: Path | str | None = None,
+    stats_path: Path | str | None = None,
+    trust_pickle: bool = False,
+    settings: Config | None = None,
+) -> WeightsInfo:
+    """Convert a checkpoint into ``weights/<name>/``; see :mod:`.weights_import`."""
+    from chatface.engine import weights_import
+
+    return weights_import.import_weights(
+        path,
+        name=name,
+        config_path=config_path,
+        stats_path=stats_path,
+        trust_pickle=trust_pickle,
+        settings=settings,
+    )
+
+
+def download(
+    name: str,
+    *,
+    base_url: str | None = None,
+    timeout_s: float | None = None,
+    progress: ProgressFn | None = None,
+    settings: Config | None = None,
+) -> WeightsInfo:
+    """Fetch and verify ``<base>/<name>/*``; see :mod:`.weights_download`."""
+    from chatface.engine import weights_download
+
+    return weights_download.download(
+        name, base_url=base_url, timeout_s=timeout_s, progress=progress, settings=settings
+    )

@@ -1,0 +1,134 @@
+"""``chatface weights`` as a user runs it: import, list, verify, remove, download."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from chatface.cli.main import app, run
+from chatface.engine import weights
+from tests.engine.test_weights import (
+    TINY,
+    closed_port,
+    make_official,
+    mirror,  # noqa: F401  (fixture)
+    publish,
+    write_config,
+)
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["weights", *args], input=input)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    """Through the console-script entry point, where errors become one red line."""
+    monkeypatch.setattr(sys, "argv", ["chatface", "weights", *args])
+    with pytest.raises(SystemExit) as exit_:
+        run()
+    captured = capsys.readouterr()
+    # Rich wraps long lines; compare words, not line breaks.
+    return exit_.value.code or 0, " ".join(captured.out.split()), " ".join(captured.err.split())
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    return make_official(tmp_path / "checkpoints" / "tiny").ckpt
+
+
+@pytest.fixture
+def tiny_json(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "tiny.json")
+
+
+def test_import_needs_trust_pickle_for_pickled_checkpoints(
+    ckpt: Path, tiny_json: Path, monkeypatch, capsys
+) -> None:
+    code, out, err = run_cli(monkeypatch, capsys, "import", str(ckpt), "--config", str(tiny_json))
+    assert code == 1
+    assert "Error:" in err and "--trust-pickle" in err and "Traceback" not in err
+    assert json.loads(invoke("list", "--json").output) == []
+
+
+def test_import_with_trust_pickle_then_list(ckpt: Path, tiny_json: Path) -> None:
+    result = invoke("import", str(ckpt), "--config", str(tiny_json), "--trust-pickle", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["name"] == "tiny" and info["kind"] == "autoencoder"
+    assert set(info["files"]) == {weights.MODEL_FILE, weights.CONFIG_FILE, weights.STATS_FILE}
+    assert any("latent_net" in note for note in info["notes"])
+
+    listed = json.loads(invoke("list", "--json").output)
+    assert [entry["name"] for entry in listed] == ["tiny"]
+    assert listed[0]["files"] == info["files"] and listed[0]["size_bytes"] > 0
+    table = invoke("list").output
+    assert "tiny" in table and "autoencoder" in table and "last.ckpt" in table
+
+
+def test_import_prints_what_it_installed(ckpt: Path, tiny_json: Path, tmp_path: Path) -> None:
+    stats = tmp_path / "stats.pkl"
+    torch.save({"conds_mean": torch.full((32,), 2.0), "conds_std": torch.ones(32)}, stats)
+    result = invoke(
+        "import", str(ckpt), "--name", "mine", "--config", str(tiny_json),
+        "--stats", str(stats), "--trust-pickle",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert "Installed 'mine' (autoencoder)" in result.output and "sha256" in result.output
+    saved = load_file(weights.weights_dir("mine") / weights.STATS_FILE)
+    assert torch.equal(saved["conds_mean"], torch.full((32,), 2.0))
+
+
+def test_verify_reports_corruption_with_exit_code(ckpt: Path, tiny_json: Path) -> None:
+    invoke("import", str(ckpt), "--config", str(tiny_json), "--trust-pickle")
+    ok = invoke("verify")
+    assert ok.exit_code == 0 and "tiny: OK" in ok.output
+    model = weights.weights_dir("tiny") / weights.MODEL_FILE
+    model.write_bytes(model.read_bytes()[:-1] + b"\x00")
+    bad = invoke("verify", "tiny")
+    assert bad.exit_code == 1
+    assert "model.safetensors changed" in bad.output
+    report = json.loads(invoke("verify", "tiny", "--json").output)
+    assert report == [
+        {"name": "tiny", "ok": False, "mismatched": [weights.MODEL_FILE], "missing": []}
+    ]
+
+
+def test_remove_asks_first(ckpt: Path, tiny_json: Path, monkeypatch, capsys) -> None:
+    invoke("import", str(ckpt), "--config", str(tiny_json), "--trust-pickle")
+    declined = invoke("remove", "tiny", input="n\n")
+    assert declined.exit_code == 1 and weights.weights_dir("tiny").exists()
+    removed = invoke("remove", "tiny", "--yes")
+    assert removed.exit_code == 0 and not weights.weights_dir("tiny").exists()
+    assert "No weights installed" in invoke("list").output
+    code, _, err = run_cli(monkeypatch, capsys, "remove", "tiny", "--yes")
+    assert code == 1 and "chatface weights import PATH --name tiny" in err
+
+
+def test_download_from_a_mirror(mirror) -> None:  # noqa: F811
+    base, root = mirror
+    publish(root, "tiny")
+    result = invoke("download", "tiny", "--from", base)
+    assert result.exit_code == 0, result.output
+    assert "Installed 'tiny' (autoencoder)" in result.output
+    assert weights.verify("tiny").ok
+    assert json.loads((weights.weights_dir("tiny") / weights.CONFIG_FILE).read_text()) == TINY
+
+
+def test_download_errors_are_one_actionable_line(monkeypatch, capsys) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, "download", "ffhq256_autoenc")
+    assert code == 1 and "No download source is configured" in err
+    assert "chatface weights import PATH --name ffhq256_autoenc" in err
+    unreachable = f"http://127.0.0.1:{closed_port()}"
+    code, _, err = run_cli(monkeypatch, capsys, "download", "tiny", "--from", unreachable)
+    assert code == 1 and "cannot be reached" in err and "Traceback" not in err
