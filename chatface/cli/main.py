@@ -10,6 +10,8 @@ from rich.console import Console
 
 from chatface import __version__
 from chatface.cli import config as config_cmd
+from chatface.cli import demo as demo_cmd
+from chatface.cli import edit as edit_cmd
 from chatface.cli import history as history_cmd
 from chatface.cli import keys as keys_cmd
 from chatface.cli import plugins as plugins_cmd
@@ -23,6 +25,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("edit")(edit_cmd.edit)
+app.command("encode")(edit_cmd.encode)
+app.command("render")(edit_cmd.render)
+app.command("demo")(demo_cmd.demo)
 app.command("plugins")(plugins_cmd.plugins)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(config_cmd.app, name="config")

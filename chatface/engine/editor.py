@@ -155,7 +155,9 @@ class Engine:
             photo,
             model.image_size,
             face_index=face_index,
-            max_bytes=self.config["bots.max_photo_bytes"],
+            min_face_px=self.config["photos.min_face_px"],
+            max_bytes=self.config["photos.max_bytes"],
+            max_pixels=self.config["photos.max_pixels"],
         )
         images = faces.to_tensor(prepared.aligned.image)
         latents = model.encode(images, steps or self.config["render.encode_steps"], progress)

@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 
 # Built-in plugins, in the order they register (earlier ones win name clashes).
-BUILTIN_PLUGINS: tuple[str, ...] = ("chatface.plugins.celeba_directions",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "chatface.plugins.diffae",
+    "chatface.plugins.celeba_directions",
+    "chatface.plugins.tiny",
+)
 
 
 @dataclass

@@ -1,0 +1,244 @@
+"""``chatface edit``, ``chatface encode`` and ``chatface render``: photos in, photos out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from chatface.cli.progress import progress_bar
+from chatface.config import load_config
+from chatface.engine.types import EditOp, SessionState
+from chatface.errors import ChatFaceError, PlanError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from chatface.engine.editor import Engine, OpenedFace
+
+console = Console(stderr=True, highlight=False)
+
+SET_HELP = "An attribute edit NAME=STRENGTH, strength in [-1, 1]; repeat for several."
+STEPS_HELP = "DDIM steps per render (default: the render.steps setting)."
+ENCODE_STEPS_HELP = "DDIM steps of the inversion (default: the render.encode_steps setting)."
+BACKEND_HELP = "Backend to use (default: the engine.backend setting; 'tiny' = random weights)."
+
+
+def make_engine() -> Engine:
+    from chatface.engine.editor import Engine
+
+    return Engine(load_config())
+
+
+def parse_edits(engine: Engine, assignments: list[str]) -> list[EditOp]:
+    """``["smile=0.5", "glasses=1"]`` -> EditOps with attribute names (aliases resolved)."""
+    edits = []
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise PlanError(f"--set takes NAME=STRENGTH (e.g. smile=0.5), got {item!r}.")
+        attribute = engine.registry.attribute(name)
+        if attribute is None:
+            known = ", ".join(sorted(engine.registry.attributes))
+            raise PlanError(f"Unknown attribute {name!r}. Known attributes: {known}.")
+        try:
+            strength = float(value)
+        except ValueError:
+            raise PlanError(f"The strength of {name} must be a number, got {value!r}.") from None
+        edits.append(EditOp(attribute.name, strength))
+    return edits
+
+
+def warn_if_random(engine: Engine, backend: str) -> None:
+    if backend == "tiny":
+        from chatface.plugins.tiny import BANNER
+
+        console.print(f"[bold yellow]{BANNER}[/bold yellow]")
+
+
+def open_face(
+    engine: Engine, photo: Path, face: int, backend: str, steps: int | None
+) -> OpenedFace:
+    with progress_bar("Encoding the face (DDIM inversion)") as report:
+        opened = engine.open_face(
+            photo, face_index=face, backend=backend, steps=steps, progress=report
+        )
+    if opened.note:
+        console.print(opened.note)
+    return opened
+
+
+def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    from PIL import Image
+
+    canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width, 0))
+    return canvas
+
+
+def edit(
+    photo: Path = typer.Argument(..., help="The photo to edit (JPEG, PNG, WebP, ...)."),
+    message: str | None = typer.Argument(
+        None, help="What to change, in words (needs a planner, see `chatface plugins`)."
+    ),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Where to write the result (default: PHOTO_edited.png)."
+    ),
+    steps: int | None = typer.Option(None, "--steps", min=1, help=STEPS_HELP),
+    encode_steps: int | None = typer.Option(None, "--encode-steps", min=1, help=ENCODE_STEPS_HELP),
+    face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = the largest, 1 = next."),
+    backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
+    side: bool = typer.Option(
+        False, "--side-by-side", help="Write original and result side by side."
+    ),
+    gif: bool = typer.Option(
+        False, "--gif", help="Also write an animated GIF from original to edit."
+    ),
+) -> None:
+    """Edit the face in a photo and write the whole photo with the face changed.
+
+    Example: chatface edit portrait.jpg --set smile=0.5 --set age=0.3 -o older_smiling.png
+    """
+    engine = make_engine()
+    backend = backend or engine.config["engine.backend"]
+    edits = parse_edits(engine, set_)
+    if message:
+        plan = engine.plan(message)
+        if plan.action != "edit":
+            console.print(plan.reply or f"Nothing to edit ({plan.action}).")
+            raise typer.Exit(1)
+        console.print(plan.reply)
+        edits += plan.edits
+        steps = steps or plan.steps
+    if not edits:
+        raise PlanError(
+            "Say what to change: --set smile=0.5 (or a message, once a planner is set)."
+        )
+    attributes = {a.name: a for a in engine.attributes()}
+    state = SessionState().apply(edits, attributes)
+    warn_if_random(engine, backend)
+    opened = open_face(engine, photo, face, backend, encode_steps)
+    with progress_bar("Rendering the edit") as report:
+        result = engine.render(opened, state, steps=steps, progress=report)
+    output = output or Path(f"{photo.stem}_edited.png")
+    image = side_by_side(opened.photo, result) if side else result
+    save(image, output)
+    if gif:
+        frames = animation_frames(engine, opened, state, steps)
+        path = output.with_suffix(".gif")
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=250, loop=0)
+        console.print(f"Wrote {path}")
+    summary = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(state.strengths.items()))
+    console.print(f"Wrote {output} ({summary})")
+
+
+def animation_frames(
+    engine: Engine, opened: OpenedFace, state: SessionState, steps: int | None, count: int = 5
+) -> list[Image.Image]:
+    """Renders from the original to ``state`` and back, for a looping GIF."""
+    frames = []
+    with progress_bar("Rendering the animation", total=count) as report:
+        for i in range(count):
+            scale = i / (count - 1)
+            partial = SessionState({k: v * scale for k, v in state.strengths.items()})
+            frames.append(engine.render(opened, partial, steps=steps))
+            report(i + 1, count)
+    return frames + frames[-2:0:-1]
+
+
+def save(image: Image.Image, path: Path) -> None:
+    """Write atomically, so a failed save never leaves half an image behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        image.save(tmp, format=_format(path))
+    except (KeyError, ValueError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise ChatFaceError(f"Cannot write {path}: {exc}") from None
+    tmp.replace(path)
+
+
+def _format(path: Path) -> str:
+    from PIL import Image
+
+    extension = path.suffix.lower()
+    if extension not in Image.registered_extensions():
+        raise ChatFaceError(f"Unknown image type {extension!r} for {path}; use .png or .jpg.")
+    return Image.registered_extensions()[extension]
+
+
+def encode(
+    photo: Path = typer.Argument(..., help="The photo whose face to encode."),
+    output: Path = typer.Option(..., "--output", "-o", help="The latents file to write."),
+    face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = the largest."),
+    backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
+    steps: int | None = typer.Option(None, "--steps", min=1, help=ENCODE_STEPS_HELP),
+) -> None:
+    """Encode a face once into a latents file (z_sem, x_T, the aligned crop, its transform).
+
+    Example: chatface encode portrait.jpg -o portrait.latents.safetensors
+    """
+    from chatface.engine.latents_file import write_latents_file
+
+    engine = make_engine()
+    backend = backend or engine.config["engine.backend"]
+    warn_if_random(engine, backend)
+    opened = open_face(engine, photo, face, backend, steps)
+    write_latents_file(output, opened, photo)
+    console.print(f"Wrote {output}")
+
+
+def render(
+    latents: Path = typer.Argument(..., help="A latents file written by `chatface encode`."),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the image."),
+    photo: Path | None = typer.Option(
+        None, "--photo", help="Paste the face back into this photo (default: the encoded one)."
+    ),
+    crop_only: bool = typer.Option(False, "--crop", help="Write only the aligned face crop."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help=STEPS_HELP),
+) -> None:
+    """Render edits from a latents file, without encoding again.
+
+    Example: chatface render portrait.latents.safetensors --set smile=0.8 -o smile.png
+    """
+    from chatface.engine import faces
+    from chatface.engine.latents_file import read_latents_file, sha256_of
+
+    engine = make_engine()
+    file = read_latents_file(latents)
+    warn_if_random(engine, file.backend)
+    state = SessionState().apply(
+        parse_edits(engine, set_), {a.name: a for a in engine.attributes()}
+    )
+    target = None
+    if not crop_only:
+        target = photo or Path(file.photo_path)
+        if not target.is_file():
+            raise ChatFaceError(
+                f"The encoded photo {target} is gone; pass it with --photo PATH, "
+                "or write the face crop alone with --crop."
+            )
+        if sha256_of(target) != file.photo_sha256:
+            if photo is None:
+                raise ChatFaceError(
+                    f"{target} changed since it was encoded; encode it again, or pass "
+                    "--photo PATH to paste into another copy of the same photo."
+                )
+            console.print(f"[yellow]{target} is not the photo that was encoded.[/yellow]")
+    with progress_bar("Rendering the edit") as report:
+        if target is None:
+            crop = engine.render_latents(
+                file.latents, state, backend=file.backend, steps=steps, progress=report
+            )
+            image = faces.to_image(crop)
+        else:
+            face = file.opened_face(faces.load_image(target))
+            image = engine.render(face, state, steps=steps, progress=report)
+    save(image, output)
+    summary = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(state.strengths.items()))
+    console.print(f"Wrote {output} ({summary or 'reconstruction'})")
