@@ -55,10 +55,18 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
     generator = torch.Generator().manual_seed(SEED)
     model = DiffAEModel(DiffAEConfig.from_dict(TINY_NETWORK))
     with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                # Small weights keep activations tame, so the noise still follows the photo.
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.02)
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=generator)
+            if tensor.dim() > 1:
+                # Scaled by fan-in so activations stay near 1: tiny weights would make
+                # subnormal floats, which run about 50x slower on CPUs.
+                tensor.copy_(noise / tensor[0].numel() ** 0.5)
+            elif name.endswith("weight"):  # normalisation scales
+                tensor.copy_(1.0 + 0.1 * noise)
+            else:
+                tensor.copy_(0.1 * noise)
     device = config["engine.device"] if config is not None else "cpu"
     backend = DiffAEBackend(model, device=device)
     backend.weights_sha256 = f"random-seed-{SEED}"

@@ -1,0 +1,48 @@
+"""Built-in DiffAE backend: the diffusion autoencoder of Preechakul et al. (CVPR 2022).
+
+``config`` describes a network, ``model`` builds it with the official state-dict
+layout (so official checkpoints load strictly), ``sampler`` holds DDIM rendering and
+inversion, and ``backend`` wraps them in the engine's ``Backend`` protocol.
+Torch is imported only by the submodules that need it. The plugin registers the
+``diffae`` backend, loaded lazily from the weights named by ``engine.weights``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chatface import hookimpl
+
+if TYPE_CHECKING:
+    from chatface.config import Config
+    from chatface.engine.hookspecs import BackendFactory
+    from chatface.engine.types import Backend
+
+BACKEND_NAME = "diffae"
+
+
+def load_backend(config: Config) -> Backend:
+    """The DiffAE backend with the installed weights named by the ``engine.weights`` setting."""
+    from safetensors.torch import load_file
+
+    from chatface.engine import weights
+    from chatface.plugins.diffae.backend import DiffAEBackend, LatentStats
+    from chatface.plugins.diffae.config import DiffAEConfig
+    from chatface.plugins.diffae.model import load_model
+
+    folder = weights.require(config["engine.weights"], config)
+    network = DiffAEConfig.from_json_file(folder / weights.CONFIG_FILE)
+    model = load_model(folder / weights.MODEL_FILE, network)
+    stats_file = folder / weights.STATS_FILE
+    stats = LatentStats.from_mapping(load_file(str(stats_file))) if stats_file.is_file() else None
+    backend = DiffAEBackend(model, stats, device=config["engine.device"])
+    backend.weights_sha256 = weights.get_info(config["engine.weights"], config).files.get(
+        weights.MODEL_FILE, ""
+    )
+    return backend
+
+
+@hookimpl
+def chatface_register_backends(register: Callable[[str, BackendFactory], None]) -> None:
+    register(BACKEND_NAME, load_backend)
