@@ -72,7 +72,7 @@ def demo(
             inverse_transform=opened.aligned.to_photo.reshape(-1).tolist(),
             latents=opened.latents.to_bytes(),
             backend=name,
-            weights_sha256=getattr(engine.backend(name), "weights_sha256", ""),
+            weights_sha256=engine.backend(name).weights_sha256,
             source_name=source.name,
         )
         plan = EditPlan("edit", DEMO_EDITS, reply="Adding a smile and a few years.")

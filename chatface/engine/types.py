@@ -204,6 +204,7 @@ class Backend(Protocol):
 
     image_size: int
     latent_dim: int
+    weights_sha256: str  # identifies the weights; stored with each face
 
     def encode(self, images: torch.Tensor, steps: int, progress: Progress | None = None) -> Latents:
         """[B, 3, S, S] images in [-1, 1] -> Latents (z_sem and x_T by DDIM inversion)."""

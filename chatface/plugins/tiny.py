@@ -68,9 +68,7 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
             else:
                 tensor.copy_(0.1 * noise)
     device = config["engine.device"] if config is not None else "cpu"
-    backend = DiffAEBackend(model, device=device)
-    backend.weights_sha256 = f"random-seed-{SEED}"
-    return backend
+    return DiffAEBackend(model, device=device, weights_sha256=f"random-seed-{SEED}")
 
 
 class TinyDirections:

@@ -136,3 +136,30 @@ def test_demo_falls_back_to_tiny_and_stores_the_session(tmp_path, monkeypatch) -
     [face] = history["conversations"][0]["faces"]
     assert face["backend"] == "tiny" and face["cursor"] == 0  # the edit was undone
     assert face["edits"][0]["state"] == {"strengths": {"age": 0.4, "smile": 0.6}}
+
+
+def test_edit_with_imported_official_format_weights(tmp_path) -> None:
+    """Official-format checkpoints -> `chatface weights import` -> a diffae edit."""
+    from tests.engine.test_weights import make_classifier, make_official, write_config
+
+    official = make_official(tmp_path / "checkpoints" / "ffhq256_autoenc")
+    config = write_config(tmp_path / "tiny.json")
+    result = invoke("weights", "import", official.ckpt, "--config", config, "--trust-pickle")
+    assert result.exit_code == 0, result.output
+    make_classifier(tmp_path / "checkpoints" / "ffhq256_autoenc_cls")
+    cls = tmp_path / "checkpoints" / "ffhq256_autoenc_cls" / "last.ckpt"
+    assert invoke("weights", "import", cls).exit_code == 0
+    assert {w["name"] for w in json.loads(invoke("weights", "list", "--json").output)} == {
+        "ffhq256_autoenc", "ffhq256_autoenc_cls",
+    }  # fmt: skip
+
+    outputs = {}
+    for strength in ("0", "1"):
+        out = tmp_path / f"smile_{strength}.png"
+        result = invoke("edit", PHOTO, "--set", f"smile={strength}", "-o", out,
+                        "--encode-steps", "4", "--steps", "2")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "random weights" not in result.output  # the real backend, not tiny
+        outputs[strength] = pixels(out)
+    assert outputs["0"].shape == pixels(PHOTO).shape
+    assert np.abs(outputs["1"] - outputs["0"]).mean() > 0.5  # the classifier direction acts

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 class FakeBackend:
     image_size = 8
     latent_dim = 4
+    weights_sha256 = "0" * 64
 
     def __init__(self, config: object) -> None:
         self.config = config

@@ -36,12 +36,8 @@ def load_backend(config: Config) -> Backend:
     model = load_model(folder / weights.MODEL_FILE, network)
     stats_file = folder / weights.STATS_FILE
     stats = LatentStats.from_mapping(load_file(str(stats_file))) if stats_file.is_file() else None
-    backend = DiffAEBackend(model, stats, device=config["engine.device"])
-    backend.weights_sha256 = weights.get_info(config["engine.weights"], config).files.get(
-        weights.MODEL_FILE, ""
-    )
-    return backend
-
+    sha256 = weights.get_info(config["engine.weights"], config).files.get(weights.MODEL_FILE, "")
+    return DiffAEBackend(model, stats, device=config["engine.device"], weights_sha256=sha256)
 
 @hookimpl
 def chatface_register_backends(register: Callable[[str, BackendFactory], None]) -> None:

@@ -61,8 +61,11 @@ class DiffAEBackend:
         model: DiffAEModel,
         latent_stats: LatentStats | Mapping[str, torch.Tensor] | None = None,
         device: str | torch.device = "auto",
+        weights_sha256: str = "",
     ) -> None:
         self.device = resolve_device(device)
+        # Stored with each face, so latents are never rendered with other weights unnoticed.
+        self.weights_sha256 = weights_sha256
         self.model = model.to(device=self.device, dtype=torch.float32).eval()
         self.image_size = model.config.image_size
         self.latent_dim = model.config.embed_channels
