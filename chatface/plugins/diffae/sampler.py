@@ -22,6 +22,7 @@ from functools import cache
 import torch
 
 from chatface.engine.types import Progress
+from chatface.errors import ConfigError
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START = 1e-4
@@ -41,11 +42,11 @@ def spaced_timesteps(steps: int) -> list[int]:
     ``ceil(1000 / steps)`` (3 -> 0, 334, 668, where "leading" would give 0, 333, 666).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"DDIM steps must be a positive integer, got {steps!r}.")
+        raise ConfigError(f"DDIM steps must be a positive integer, got {steps!r}.")
     stride = -(-NUM_TRAIN_TIMESTEPS // steps)
     timesteps = list(range(0, NUM_TRAIN_TIMESTEPS, stride))
     if len(timesteps) != steps:
-        raise ValueError(
+        raise ConfigError(
             f"{steps} DDIM steps cannot evenly stride {NUM_TRAIN_TIMESTEPS} timesteps; "
             "pick another step count (e.g. a divisor of 1000)."
         )

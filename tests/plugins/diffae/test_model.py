@@ -145,8 +145,8 @@ def test_spaced_timesteps_follow_the_official_rule() -> None:
     assert spaced_timesteps(20) == list(range(0, 1000, 50))
     assert spaced_timesteps(8) == list(range(0, 1000, 125))
     assert spaced_timesteps(3) == [0, 334, 668]
-    for bad in (0, 1001, 2.0):
-        with pytest.raises(ValueError):
+    for bad in (0, 1001, 2.0, 400):
+        with pytest.raises(ConfigError, match="DDIM steps"):
             spaced_timesteps(bad)
 
 
