@@ -367,6 +367,7 @@ def test_several_faces_edit_the_largest_and_say_so(photos) -> None:
 
 def test_tensor_round_trip(obama) -> None:
     import torch
+
     crop = obama[2].image
     t = faces.to_tensor(crop)
     assert t.shape == (1, 3, SIZE, SIZE) and t.dtype == torch.float32

@@ -39,6 +39,7 @@ def load_backend(config: Config) -> Backend:
     sha256 = weights.get_info(config["engine.weights"], config).files.get(weights.MODEL_FILE, "")
     return DiffAEBackend(model, stats, device=config["engine.device"], weights_sha256=sha256)
 
+
 @hookimpl
 def chatface_register_backends(register: Callable[[str, BackendFactory], None]) -> None:
     register(BACKEND_NAME, load_backend)
