@@ -9,11 +9,13 @@ import typer
 from rich.console import Console
 
 from chatface import __version__
+from chatface.cli import chat as chat_cmd
 from chatface.cli import config as config_cmd
 from chatface.cli import demo as demo_cmd
 from chatface.cli import edit as edit_cmd
 from chatface.cli import history as history_cmd
 from chatface.cli import keys as keys_cmd
+from chatface.cli import plan as plan_cmd
 from chatface.cli import plugins as plugins_cmd
 from chatface.cli import weights as weights_cmd
 from chatface.errors import ChatFaceError
@@ -26,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("edit")(edit_cmd.edit)
+app.command("plan")(plan_cmd.plan)
+app.command("chat")(chat_cmd.chat)
 app.command("encode")(edit_cmd.encode)
 app.command("render")(edit_cmd.render)
 app.command("demo")(demo_cmd.demo)

@@ -100,6 +100,8 @@ class Face(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversations.id", index=True)
     created_at: datetime = _created_at()
     source_name: str = Field(default="", max_length=255)
+    # The original photo, relative to the files dir: edits are pasted back into it.
+    photo_path: str | None = Field(default=None, max_length=1024)
     aligned_png: bytes = Field(sa_type=sa.LargeBinary)
     # JSON list of floats: the affine map from the aligned crop back to the photo.
     inverse_transform: str = Field(sa_type=sa.Text)

@@ -175,8 +175,11 @@ class Store:
         backend: str,
         weights_sha256: str,
         source_name: str = "",
+        photo_path: str | None = None,
     ) -> Face:
         """Store a new face and make it the conversation's active one."""
+        if photo_path is not None:
+            _check_relative(photo_path)
         with self._transaction() as session:
             conversation = session.get(Conversation, conversation_id)
             if conversation is None:
@@ -184,6 +187,7 @@ class Store:
             face = Face(
                 conversation_id=conversation_id,
                 source_name=source_name,
+                photo_path=photo_path,
                 aligned_png=bytes(aligned_png),
                 inverse_transform=json.dumps([float(v) for v in inverse_transform]),
                 latents=bytes(latents),
@@ -393,6 +397,8 @@ class Store:
             face_ids = select(Face.id).where(col(Face.conversation_id).in_(conversation_ids))
             edits = select(Edit.result_path).where(col(Edit.face_id).in_(face_ids))
             result_files = [path for path in session.exec(edits).all() if path]
+            photos = select(Face.photo_path).where(col(Face.conversation_id).in_(conversation_ids))
+            result_files += [path for path in session.exec(photos).all() if path]
             # Children first, so foreign keys hold at every statement.
             deletes = {
                 "messages": sa.delete(Message).where(

@@ -449,3 +449,33 @@ def _fail_on_user_delete(
 ) -> None:
     if statement.lstrip().upper().startswith("DELETE FROM USERS"):
         raise RuntimeError("simulated crash during the delete of users")
+
+
+def test_face_photo_is_stored_by_path_and_forgotten(store: Store) -> None:
+    user = store.get_or_create_user("discord", "photo-owner")
+    conversation = store.get_or_create_conversation(user.id or 0, "c")
+    photo = store.files_dir / "photos" / "original.jpg"  # even outside the user's folder
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"jpeg bytes")
+    face = store.add_face(
+        conversation.id or 0,
+        aligned_png=png_like(1),
+        inverse_transform=TRANSFORM,
+        latents=latents_blob(1),
+        backend="tiny",
+        weights_sha256="ab" * 32,
+        photo_path="photos/original.jpg",
+    )
+    assert store.get_face(face.id or 0).photo_path == "photos/original.jpg"
+    with pytest.raises(ValueError, match="relative to the files dir"):
+        store.add_face(
+            conversation.id or 0,
+            aligned_png=b"",
+            inverse_transform=TRANSFORM,
+            latents=b"",
+            backend="tiny",
+            weights_sha256="",
+            photo_path="/etc/passwd",
+        )
+    store.forget_user("discord", "photo-owner")
+    assert not photo.exists()

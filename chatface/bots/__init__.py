@@ -1,0 +1,1 @@
+"""Front ends over one dialogue: ``conversation.Conversation`` holds the chat logic."""
