@@ -28,6 +28,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "chatface.plugins.diffae",
     "chatface.plugins.celeba_directions",
     "chatface.plugins.tiny",
+    "chatface.plugins.rule_planner",
+    "chatface.plugins.anthropic_planner",
 )
 
 

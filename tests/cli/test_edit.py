@@ -96,12 +96,17 @@ def test_side_by_side_and_gif(tmp_path) -> None:
         (["--set", "smile=lots"], PlanError, "must be a number"),
         (["--set", "smile=3"], PlanError, r"\[-1, 1\]"),
         ([], PlanError, "Say what to change"),
-        (["make her smile"], Exception, "No planner called 'rules'"),
     ],
 )
 def test_bad_edits_are_clear_errors(tmp_path, args, error, message) -> None:
     with pytest.raises(error, match=message):
         invoke("edit", PHOTO, *args, "-o", tmp_path / "x.png", *FAST)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_message_that_is_no_edit_stops_with_the_reply(tmp_path) -> None:
+    result = invoke("edit", PHOTO, "what's the weather like?", "-o", tmp_path / "x.png", *FAST)
+    assert result.exit_code == 1 and "attributes" in result.output
     assert not (tmp_path / "x.png").exists()
 
 

@@ -1,0 +1,78 @@
+"""chatface plan and chatface chat, with the real rule planner and the tiny backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from chatface.cli.main import app
+
+PHOTO = Path(__file__).resolve().parents[1] / "data" / "faces" / "ardern_2022.jpg"
+
+
+def invoke(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_plan_prints_exactly_one_contract_object(tmp_path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text('{"strengths": {"eyeglasses": 0.5}}')
+    result = invoke("plan", "--json", "--state", state, "remove the glasses")
+    plan = json.loads(result.output)  # one object, nothing else on stdout
+    assert set(plan) == {"action", "edits", "steps", "reply"}
+    assert plan["action"] == "edit"
+    assert plan["edits"] == [{"attribute": "eyeglasses", "strength": -0.5}]
+    words = invoke("plan", "a little older").output
+    assert words.splitlines()[0] == "edit: age +0.25"
+
+
+def test_plan_starts_without_torch_or_weights() -> None:
+    code = (
+        "import sys; from chatface.cli.main import run; sys.argv = ['chatface', 'plan', "
+        "'--json', 'hi']\ntry:\n    run()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert json.loads(result.stdout)["action"] == "chat"
+    assert result.stderr.strip().endswith("False")
+
+
+def test_chat_session_in_the_terminal(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "4")
+    monkeypatch.setenv("CHATFACE_RENDER_STEPS", "3")
+    lines = ["make her smile", "a bit more", "undo", "what can you change?", "redo", "quit"]
+    out = tmp_path / "turns"
+    result = invoke("chat", PHOTO, "--backend", "tiny", "-o", out, input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    assert "Got the face" in result.output and "Bye." in result.output
+    saved = sorted(out.iterdir())
+    assert [p.name for p in saved] == ["001.png", "002.png", "003.png", "004.png"]
+    smile, more, undone, redone = (np.asarray(Image.open(p)) for p in saved)
+    assert np.array_equal(undone, smile) and np.array_equal(redone, more)
+    assert not np.array_equal(smile, more)
+    assert "smile" in result.output.split("what can you change?")[-1]
+
+    history = json.loads(invoke("history", "--json").output)
+    [face] = history["conversations"][0]["faces"]
+    assert face["cursor"] == 2 and len(face["edits"]) == 2
+    assert (
+        face["edits"][1]["state"]["strengths"]["smile"]
+        > face["edits"][0]["state"]["strengths"]["smile"]
+    )
+
+
+def test_edit_takes_a_message(tmp_path) -> None:
+    out = tmp_path / "older.png"
+    result = invoke("edit", PHOTO, "make her much older", "-o", out, "--backend", "tiny",
+                    "--encode-steps", "3", "--steps", "2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(age +0.80)" in " ".join(result.output.split()) and out.is_file()
