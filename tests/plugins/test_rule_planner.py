@@ -4,10 +4,13 @@ Each row names the expected action and, for edits, a list of
 ``(attribute, sign, bucket)``. Buckets are rough magnitudes of the strength:
 S (<= 0.35: "a little"), M (0.35-0.7: plain), L (0.7-0.95: "very"), X (>= 0.95:
 "max"), ``*`` (any). Follow-ups, commands in context, Chinese replies, plugin
-attributes and robustness live in test_rule_planner_context.py.
+attributes and robustness live in test_rule_planner_context.py. A second, larger table
+at the attribute + sign level is rule_planner_phrasings.tsv.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -293,3 +296,34 @@ def test_phrasing(planner, message, state, action, expected) -> None:
     assert result.reply
     assert action == "list_attributes" or len(result.reply) <= 300
     assert all(-1.0 <= op.strength <= 1.0 for op in result.edits)
+
+
+def load_phrasings() -> list[tuple[str, str, str, dict[str, float]]]:
+    """Rows of rule_planner_phrasings.tsv: message, action, "attr+ attr-", state."""
+    rows = []
+    text = Path(__file__).with_name("rule_planner_phrasings.tsv").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        message, action, expected, state = [*line.split("\t"), "", ""][:4]
+        pairs = (item.split("=") for item in state.split(",") if item)
+        rows.append((message, action, expected, {k: float(v) for k, v in pairs}))
+    return rows
+
+
+PHRASINGS = load_phrasings()
+
+
+def test_phrasings_file_is_large_enough() -> None:
+    assert len(PHRASINGS) >= 500
+
+
+@pytest.mark.parametrize(
+    ("message", "action", "expected", "state"),
+    PHRASINGS,
+    ids=[f"{i:03d}-{row[0][:30]}" for i, row in enumerate(PHRASINGS)],
+)
+def test_more_phrasings(planner, message, action, expected, state) -> None:
+    result = planner.plan(message, PlanContext(ATTRS, SessionState(state), ()))
+    got = sorted(f"{op.attribute}{'+' if op.strength > 0 else '-'}" for op in result.edits)
+    assert (result.action, got) == (action, sorted(expected.split())), result.to_dict()

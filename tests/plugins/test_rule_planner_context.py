@@ -233,3 +233,14 @@ def test_only_registered_attributes_are_produced(planner) -> None:
     assert edits(plan(planner, "add stubble", attributes=no_stubble)) == {"beard": 0.5}
     assert edits(plan(planner, "add stubble")) == {"stubble": 0.5}
     assert plan(planner, "add a smile", attributes=()).action == "chat"
+    # Without the plugin, "glow" is not a typo of the grammar word "grow".
+    assert plan(planner, "glow", attributes=ATTRS).action == "chat"
+
+
+def test_plugin_words_never_take_over_grammar_words(planner) -> None:
+    lighting = Attribute("lighting", "Lighting", aliases=("light", "more", "undo"))
+    attributes = (*ATTRS, lighting)
+    assert edits(plan(planner, "more smile", attributes=attributes)) == {"smile": 0.5}
+    assert edits(plan(planner, "light makeup", attributes=attributes)) == {"makeup": 0.25}
+    assert plan(planner, "undo", attributes=attributes).action == "undo"
+    assert edits(plan(planner, "less lighting", attributes=attributes)) == {"lighting": -0.5}

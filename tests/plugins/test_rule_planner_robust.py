@@ -87,7 +87,13 @@ def test_hostile_messages_are_chat_not_edits(planner) -> None:
 
 def test_odd_contexts_and_arguments_do_not_crash(planner) -> None:
     odd_state = SessionState({"smile": float("nan"), "unknown": 0.5, "age": 1.0})
-    odd_attributes = (*ATTRS, Attribute("x_y_z", ""), Attribute("smile", "again"))
+    odd_attributes = (
+        *ATTRS,
+        Attribute("x_y_z", ""),
+        Attribute("smile", "again"),
+        Attribute("sparkle", None, aliases=["twinkle"]),  # type: ignore[arg-type]
+        Attribute("zing", "Zing", aliases="zap"),  # type: ignore[arg-type]
+    )
     for context in (
         PlanContext(ATTRS, odd_state, [("user", None), ("bot",), "junk"]),  # type: ignore[list-item]
         PlanContext(odd_attributes),
@@ -96,6 +102,10 @@ def test_odd_contexts_and_arguments_do_not_crash(planner) -> None:
         for message in ["more", "add a smile", "the other way", None, 42]:
             result = planner.plan(message, context)  # type: ignore[arg-type]
             assert isinstance(result, EditPlan) and result.action in ACTIONS
+    # Plugins that used a list, or a lone string, for their aliases are still understood.
+    context = PlanContext(odd_attributes)
+    assert [op.attribute for op in planner.plan("more twinkle", context).edits] == ["sparkle"]
+    assert [op.attribute for op in planner.plan("zap", context).edits] == ["zing"]
 
 
 def test_plans_are_deterministic() -> None:

@@ -48,7 +48,11 @@ def _deletes(word: str, depth: int) -> set[str]:
 
 
 class FuzzyIndex:
-    """Vocabulary words by their deletion variants; ``priority`` breaks ties (lower wins)."""
+    """Vocabulary words by their deletion variants.
+
+    ``priority`` 0 marks attribute words, which win ties and may be reached from any
+    short typo; other (grammar) words are only reached from short words by a swap.
+    """
 
     def __init__(self, words: Iterable[str], priority: Mapping[str, int] | None = None) -> None:
         self._priority = dict(priority or {})
@@ -72,7 +76,10 @@ class FuzzyIndex:
             # People rarely mistype the first letter; requiring it keeps "thats" from "hats".
             if candidate[0] != word[0] and candidate[:2] != word[1::-1]:
                 continue
+            priority = self._priority.get(candidate, 1)
+            if priority and len(word) < 5 and sorted(word) != sorted(candidate):
+                continue  # short grammar words: swaps only ("mroe"), so "glow" is not "grow"
             distance = osa_distance(word, candidate, limit)
             if distance <= limit:
-                scored.append((distance, self._priority.get(candidate, 1), candidate))
+                scored.append((distance, priority, candidate))
         return min(scored)[2] if scored else None

@@ -18,6 +18,7 @@ class Kind(enum.Enum):
     NOT_ENOUGH = "not_enough"  # "not enough", "too subtle"
     FLIP = "flip"  # "the other way"
     REQUEST = "request"  # "add", "make", "give": a neutral verb
+    KEEP = "keep"  # "keep the beard": leave that attribute alone
     JOIN = "join"  # "and", "or", ","
     WITH = "with"  # "with" starts a new item and means "more"
     WITHOUT = "without"  # "without" starts a new item and means "remove"

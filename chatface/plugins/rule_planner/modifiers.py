@@ -78,7 +78,8 @@ REMOVE: tuple[str, ...] = (
     "free", "neither", "nor", "sans", "none", "not anymore", "anymore",
     "dont want", "no longer", "unwanted", "cut", "cut off", "shave off", "shave",
     "shouldnt", "wouldnt", "wont", "didnt", "dont need", "dont like", "hate", "fix",
-    "cover", "conceal", "cover up",
+    "cover", "conceal", "cover up", "needs to go", "has to go", "must go",
+    "gotta go", "go away", "un",
     "rid",
 )  # fmt: skip
 # Commands that act as removals when the message names an attribute ("undo the smile",
@@ -91,7 +92,7 @@ REQUEST: tuple[str, ...] = (
     "add", "adding", "give", "put", "make", "apply", "wear", "wearing", "turn", "change",
     "want", "need", "like", "get", "have", "how about", "what about", "try",
     "show", "grow", "create", "transform", "convert", "would like", "id like", "wish",
-    "become", "into", "gimme", "go", "keep",
+    "become", "into", "gimme", "go",
 )  # fmt: skip
 
 # "too" before a word means excess ("too old" -> younger); at the end it means "also".
@@ -104,6 +105,7 @@ NOT_ENOUGH: tuple[str, ...] = (
     "not enough", "too little", "too subtle", "too weak", "too faint", "too light",
     "too small", "barely visible", "hardly", "cant see", "cannot see", "more visible",
     "insufficient", "too soft", "too mild", "isnt enough", "needs more", "need more",
+    "barely see", "hardly see", "can barely see", "not visible", "invisible",
 )  # fmt: skip
 FLIP: tuple[str, ...] = (
     "other way", "opposite", "reverse", "reversed", "other direction", "opposite direction",
@@ -111,6 +113,11 @@ FLIP: tuple[str, ...] = (
     "vice versa", "inverse",
 )  # fmt: skip
 
+# "keep the beard", "leave the glasses": that attribute is not edited.
+KEEP: tuple[str, ...] = (
+    "keep", "leave", "preserve", "dont change", "dont touch", "except", "unchanged",
+    "stay", "stays", "same", "untouched", "retain", "maintain",
+)  # fmt: skip
 JOIN: tuple[str, ...] = ("and", "or", "plus", "also", "then", "but", "while", "as well as",
                          "additionally", "in addition", "&", "nor", "both")  # fmt: skip
 WITH: tuple[str, ...] = ("with", "along with", "together with", "featuring")
@@ -204,7 +211,7 @@ CHAT: dict[str, tuple[str, ...]] = {
                "beautiful work", "well done", "brilliant", "fantastic", "neat"),
     "ack": ("ok", "okay", "sure", "yes", "yeah", "yep", "fine", "alright", "k", "got"),
     "no": ("nope", "nah"),
-    "bye": ("bye", "goodbye", "see you", "later", "ciao", "good night"),
+    "bye": ("bye", "goodbye", "see you later", "see ya", "cya", "ciao", "good night"),
 }  # fmt: skip
 
 # Words dropped before matching: articles, pronouns, politeness, copulas.

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from chatface.plugins.rule_planner import chinese as zh
 from chatface.plugins.rule_planner import modifiers as en
 from chatface.plugins.rule_planner.lexemes import Kind, Lexeme, word_set
-from chatface.plugins.rule_planner.synonyms import ADJECTIVE_MODIFIERS
+from chatface.plugins.rule_planner.passes import (
+    adjectives,
+    ages,
+    drop_weak,
+    take_steps,
+    take_years,
+)
 from chatface.plugins.rule_planner.text import has_han, is_ascii_word, variants
 from chatface.plugins.rule_planner.vocabulary import Lexed, Vocabulary
 
@@ -33,13 +39,9 @@ _WH_WORDS = word_set("what whats why who where when which how")
 # Questions about the photo, as opposed to requests ("what about a beard?").
 _ASKING = word_set("is are does do did was were has have isnt arent doesnt why who")
 _HOW_ADJECTIVES = word_set("old young older younger bald fat pale happy sad tall")
-_REQUESTS = frozenset(
-    {Kind.REQUEST, Kind.MORE, Kind.REDUCE, Kind.REMOVE, Kind.WITH, Kind.WITHOUT,
-     Kind.INTENSITY, Kind.TOO}
-)  # fmt: skip
 _MODIFIES = frozenset(
     {Kind.REMOVE, Kind.REDUCE, Kind.WITHOUT, Kind.MORE, Kind.INTENSITY, Kind.TOO,
-     Kind.NOT_ENOUGH, Kind.COMMAND, Kind.NUMBER, Kind.SET, Kind.REQUEST, Kind.WITH}
+     Kind.NOT_ENOUGH, Kind.COMMAND, Kind.NUMBER, Kind.SET, Kind.REQUEST, Kind.WITH, Kind.KEEP}
 )  # fmt: skip
 _INHERITED = frozenset(
     {Kind.REMOVE, Kind.REDUCE, Kind.WITHOUT, Kind.MORE, Kind.INTENSITY, Kind.TOO,
@@ -55,7 +57,6 @@ class RawEdit:
     attribute: str
     sign: int
     magnitude: float
-    explicit: bool  # the magnitude came from words or numbers, not a default
     removal: bool  # "remove", "no", "without": back to neutral when the state has some
     target: float | None = None  # "set smile to 0.3": an absolute value
 
@@ -99,8 +100,9 @@ def analyze(message: str, vocab: Vocabulary) -> Analysis:
         # "/smile" is read as "smile"; an unknown "/foo" gets a note in the reply.
         slash, text = match.group(1)[:20], f"{match.group(1)} {match.group(2)}"
     lexed = vocab.lex(text)
-    lexemes, steps = _take_steps(lexed.lexemes)
-    lexemes = _adjectives(_drop_weak(_take_years(_ages(lexemes, vocab), "age" in vocab.attributes)))
+    lexemes, steps = take_steps(lexed.lexemes)
+    has_age = "age" in vocab.attributes
+    lexemes = adjectives(drop_weak(take_years(ages(lexemes, has_age), has_age)))
     base = {"steps": steps, "chinese": chinese, "foreign": lexed.foreign and not chinese}
     mentioned = tuple(dict.fromkeys(x.attribute for x in lexemes if x.kind is Kind.MENTION))
     if mentioned:
@@ -129,123 +131,6 @@ def analyze(message: str, vocab: Vocabulary) -> Analysis:
         empty=not lexemes,
         **base,
     )
-
-
-def _take_steps(lexemes: list[Lexeme]) -> tuple[list[Lexeme], int | None]:
-    """Remove speed/quality words and "20 steps"; return the step count they ask for."""
-    steps: int | None = None
-    out: list[Lexeme] = []
-    i = 0
-    while i < len(lexemes):
-        lexeme = lexemes[i]
-        after = lexemes[i + 1] if i + 1 < len(lexemes) else None
-        if lexeme.kind is Kind.STEPS and lexeme.value:
-            steps = int(lexeme.value)
-        elif lexeme.kind is Kind.NUMBER and after is not None and after.kind is Kind.STEP_WORD:
-            steps = _step_count(lexeme) or steps
-            i += 1
-        elif lexeme.kind is Kind.STEP_WORD:
-            rest = lexemes[i + 1 : i + 3]
-            number = next((x for x in rest if x.kind is Kind.NUMBER), None)
-            if number is not None and all(x.kind in (Kind.NUMBER, Kind.SET) for x in rest[:1]):
-                steps = _step_count(number) or steps
-                i += rest.index(number) + 1
-        else:
-            out.append(lexeme)
-        i += 1
-    return out, steps
-
-
-def _step_count(number: Lexeme) -> int | None:
-    value = number.value or 0.0
-    return min(1000, int(round(value))) if value >= 1 else None
-
-
-def _take_years(lexemes: list[Lexeme], has_age: bool) -> list[Lexeme]:
-    """ "10 years older": ten years is a quarter of the range (40 years = 1.0).
-
-    Years with no age word after them are an age edit of their own: "add 10 years",
-    "take 10 years off" (the "off" then makes it negative).
-    """
-    out: list[Lexeme] = []
-    for i, lexeme in enumerate(lexemes):
-        if lexeme.kind is Kind.YEARS:
-            if out and out[-1].kind is Kind.NUMBER and (out[-1].value or 0) > 0:
-                years = out.pop()
-                value = min(1.0, abs(years.value or 0.0) / 40)
-                after = lexemes[i + 1] if i + 1 < len(lexemes) else None
-                if has_age and (after is None or after.kind is not Kind.MENTION):
-                    out.append(Lexeme(Kind.MENTION, "age", 1, value, text=years.text))
-                else:
-                    out.append(Lexeme(Kind.NUMBER, value=value, tag="frac", text=years.text))
-            continue
-        out.append(lexeme)
-    return out
-
-
-def _ages(lexemes: list[Lexeme], vocab: Vocabulary) -> list[Lexeme]:
-    """ "look 60", "a 5 year old": an age in years, read against a 35-year-old adult.
-
-    Photos are mostly of adults, so 60 means older and 12 younger; the distance
-    from 35 sets the magnitude (40 years = 1.0), at least a quarter.
-    """
-    if "age" not in vocab.attributes:
-        return lexemes
-    out = list(lexemes)
-    for i, lexeme in enumerate(lexemes):
-        if lexeme.kind is not Kind.NUMBER or lexeme.tag or lexeme.signed:
-            continue
-        years = lexeme.value or 0.0
-        if not (1 <= years <= 120 and years.is_integer()):
-            continue
-        before = lexemes[i - 1].text if i else ""
-        following = lexemes[i + 1 : i + 3]
-        kinds = [x.kind for x in following]
-        aged = kinds == [Kind.YEARS, Kind.MENTION] and following[1].text == "old"
-        looks = before in ("look", "looks", "looking", "like", "aged") and (
-            not following or following[0].kind is not Kind.YEARS
-        )
-        if aged or looks:
-            sign = 1 if years >= 35 else -1
-            value = max(0.25, min(1.0, abs(years - 35) / 40))
-            out[i] = Lexeme(Kind.MENTION, "age", sign, value, text=lexeme.text)
-            if aged:  # "years old" is part of the age, not an edit of its own
-                out[i + 1] = out[i + 2] = Lexeme(Kind.NEUTRAL)
-    return out
-
-
-def _drop_weak(lexemes: list[Lexeme]) -> list[Lexeme]:
-    """Gender nouns count only in a request that names nothing else ("make him a woman").
-
-    "make this man older" and "thanks man" name the person, not an edit.
-    """
-    kinds = {x.kind for x in lexemes}
-    strong = any(x.kind is Kind.MENTION and not x.weak for x in lexemes)
-    alone = kinds <= {Kind.MENTION, Kind.NEUTRAL, Kind.STOP}  # just "woman"
-    if not strong and (kinds & _REQUESTS or alone) and Kind.CHAT not in kinds:
-        return lexemes
-    return [Lexeme(Kind.NEUTRAL, text=x.text) if x.weak else x for x in lexemes]
-
-
-def _adjectives(lexemes: list[Lexeme]) -> list[Lexeme]:
-    """An attribute word right before another mention modifies it.
-
-    "pretty old" is an intensity, "shave the moustache" a removal, and "happy smile"
-    or "sad smile" (the same attribute twice) one mention with a direction.
-    """
-    out = list(lexemes)
-    for i, lexeme in enumerate(lexemes[:-1]):
-        after = lexemes[i + 1]
-        if lexeme.kind is not Kind.MENTION or after.kind is not Kind.MENTION:
-            continue
-        meaning = ADJECTIVE_MODIFIERS.get(lexeme.text)
-        if meaning:
-            kind, _, value = meaning.partition(":")
-            out[i] = Lexeme(Kind(kind), value=float(value) if value else None, text=lexeme.text)
-        elif lexeme.attribute == after.attribute:
-            kind = Kind.MORE if lexeme.sign > 0 else Kind.REMOVE if lexeme.removal else Kind.REDUCE
-            out[i] = Lexeme(kind, text=lexeme.text)
-    return out
 
 
 def _is_question(lexed: Lexed) -> bool:
@@ -325,6 +210,8 @@ def compose(lexemes: list[Lexeme]) -> tuple[RawEdit, ...]:
     """The edits of a message that names attributes, in order, one per attribute."""
     edits: dict[str, RawEdit] = {}
     for mention, modifiers in _groups(_items(lexemes)):
+        if any(x.kind is Kind.KEEP for x in modifiers):
+            continue  # "keep the beard": no change to it
         edit = _edit(mention, modifiers)
         edits.pop(edit.attribute, None)  # the last word on an attribute wins
         edits[edit.attribute] = edit
@@ -417,18 +304,18 @@ def _edit(mention: Lexeme, modifiers: list[Lexeme]) -> RawEdit:
     target = None
     numbers = [(i, x) for i, x in enumerate(modifiers) if x.kind is Kind.NUMBER]
     amounts = [x.value for x in modifiers if x.kind is Kind.INTENSITY and x.value]
-    magnitude, explicit = default, False
+    magnitude = default
     for i, number in numbers:
         absolute = Kind.SET in kinds or (
             i > 0 and modifiers[i - 1].kind in (Kind.SET_PREP, Kind.SET)
         )
         value = _number_magnitude(number)
         if absolute and number.value == 0:
-            target, explicit = 0.0, True  # "set smile to 0"
+            target = 0.0  # "set smile to 0"
             break
         if value is None:
             continue
-        magnitude, explicit = value, True
+        magnitude = value
         if number.signed and (number.value or 0) < 0:
             sign = -sign
         if absolute:
@@ -436,5 +323,5 @@ def _edit(mention: Lexeme, modifiers: list[Lexeme]) -> RawEdit:
         break
     else:
         if amounts:
-            magnitude, explicit = max(amounts), True
-    return RawEdit(mention.attribute, sign, magnitude, explicit, removal, target)
+            magnitude = max(amounts)
+    return RawEdit(mention.attribute, sign, magnitude, removal, target)

@@ -53,6 +53,7 @@ class RulePlanner:
             self._vocabularies[key] = vocab
             if len(self._vocabularies) > _VOCABULARIES:
                 self._vocabularies.popitem(last=False)
+                self._analyses.clear()  # they are keyed by vocabulary id, which may be reused
         return vocab
 
     def analyze(self, text: str, vocab: Vocabulary) -> Analysis:

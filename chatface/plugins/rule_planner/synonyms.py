@@ -27,7 +27,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "serious expression", "neutral face", "neutral expression", "straight face",
         "poker face", "grumpy", "unhappy", "stern", "gloomy", "miserable", "upset", "sulky",
         "pout", "pouting", "expressionless", "solemn", "somber", "sombre", "sullen", "moody",
-        "resting face", "deadpan", "melancholy", "depressed",
+        "resting face", "deadpan", "melancholy", "depressed", "unsmiling", "unhappier",
     ),
     # age
     "age": (
@@ -120,7 +120,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "chubby": (
         "chubby", "chubbier", "fat", "fatter", "plump", "plumper", "round face",
         "rounder face", "gain weight", "heavier", "overweight", "chunky", "puffy face",
-        "more weight", "put on weight", "weight gain",
+        "more weight", "put on weight", "weight gain", "rounder",
         "chubby cheeks",
     ),
     "-chubby": (

@@ -38,6 +38,12 @@ _PUNCT = {
     "=": Lexeme(Kind.SET, text="="),
     "+": Lexeme(Kind.MORE, text="+"),
 }
+# Grammar words that a plugin's attribute name or alias never takes over.
+_PROTECTED = frozenset(
+    {Kind.MORE, Kind.REDUCE, Kind.REMOVE, Kind.TOO, Kind.NOT_ENOUGH, Kind.FLIP, Kind.JOIN,
+     Kind.WITH, Kind.WITHOUT, Kind.SET, Kind.SET_PREP, Kind.COMMAND, Kind.INTENSITY,
+     Kind.KEEP}
+)  # fmt: skip
 _CACHE_LIMIT = 4096
 _FUZZY_TOKENS = 40
 
@@ -76,18 +82,32 @@ class Vocabulary:
     _fuzzy: FuzzyIndex | None = None
     _corrections: dict[str, str] = field(default_factory=dict)
 
-    def add(self, phrase: str, lexeme: Lexeme) -> None:
+    def add(self, phrase: str, lexeme: Lexeme, *, protect: bool = False) -> None:
+        """Map a phrase to a meaning; ``protect`` keeps grammar words ("no", "more") as they are."""
         key = phrase_key(phrase)
         if not key:
             return
+        claimed = self.english.get(key)
+        if protect and claimed is not None and claimed.kind in _PROTECTED:
+            return  # a plugin alias "more" must not break "more smile"
         self.english[key] = replace(lexeme, text=" ".join(key))
         self.max_phrase = max(self.max_phrase, len(key))
         self._words.update(key)
         if lexeme.kind is Kind.MENTION:
             self._mention_words.update(key)
 
-    def add_target(self, spec: str, phrases: Iterable[str], *, weak: Iterable[str] = ()) -> None:
-        """Add synonyms of a table target, if one of its attributes is registered."""
+    def add_target(
+        self,
+        spec: str,
+        phrases: Iterable[str],
+        *,
+        weak: Iterable[str] = (),
+        protect: bool = True,
+    ) -> None:
+        """Add synonyms of a table target, if one of its attributes is registered.
+
+        Words from plugins are ``protect``-ed: they never take over a grammar word.
+        """
         target = parse_target(spec)
         attribute = next((c for c in target.candidates if c in self.attributes), None)
         if attribute is None:
@@ -98,7 +118,7 @@ class Vocabulary:
                 Kind.MENTION, attribute, target.sign, target.magnitude, target.removal,
                 weak=phrase in weak_words, text=phrase,
             )  # fmt: skip
-            self.add(phrase, lexeme)
+            self.add(phrase, lexeme, protect=protect)
             for word in phrase_key(phrase):
                 if is_ascii_word(word) and len(word) > 3 and word not in en.COMMON_WORDS:
                     self.hints.setdefault(word, set()).add(attribute)
@@ -217,6 +237,7 @@ _MODIFIER_TABLES: tuple[tuple[Iterable[str], Kind], ...] = (
     (en.TOO, Kind.TOO),
     (en.NOT_ENOUGH, Kind.NOT_ENOUGH),
     (en.FLIP, Kind.FLIP),
+    (en.KEEP, Kind.KEEP),
     (en.JOIN, Kind.JOIN),
     (en.WITH, Kind.WITH),
     (en.WITHOUT, Kind.WITHOUT),
@@ -250,7 +271,7 @@ def build_vocabulary(attributes: Sequence[Attribute]) -> Vocabulary:
         for phrase in phrases:
             vocab.add(phrase, Lexeme(Kind.CHAT, tag=tag, text=phrase))
     for spec, phrases in SYNONYMS.items():
-        vocab.add_target(spec, phrases, weak=WEAK_WORDS)
+        vocab.add_target(spec, phrases, weak=WEAK_WORDS, protect=False)
     for attribute in attributes:
         vocab.add_target(attribute.name, aliases_of(attribute))
     for attribute in attributes:
