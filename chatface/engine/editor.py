@@ -9,14 +9,14 @@ pastes the edited crop back into the photo.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from chatface.config import Config, load_config
 from chatface.engine.plugins import ChatFacePluginManager, make_plugin_manager
-from chatface.engine.registry import Registry, collect
+from chatface.engine.registry import Registered, Registry, collect
 from chatface.engine.sampling import make_schedule
 from chatface.engine.types import (
     Attribute,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from chatface.engine.faces import AlignedFace
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ class OpenedFace:
     backend: str
     faces_found: int
     note: str | None = None
+
+
+def _registered(table: Mapping[str, Registered[T]], kind: str, name: str) -> Registered[T]:
+    entry = table.get(name)
+    if entry is None:
+        known = ", ".join(sorted(table)) or "none"
+        raise PluginError(f"No {kind} called {name!r} is registered (known: {known}).")
+    return entry
 
 
 class Engine:
@@ -76,10 +85,7 @@ class Engine:
         """The planner called ``name`` (default: the ``planner.name`` setting)."""
         name = name or self.config["planner.name"]
         if name not in self._planners:
-            entry = self.registry.planners.get(name)
-            if entry is None:
-                known = ", ".join(sorted(self.registry.planners)) or "none"
-                raise PluginError(f"No planner called {name!r} is registered (known: {known}).")
+            entry = _registered(self.registry.planners, "planner", name)
             planner = entry.value(self.config)
             if not callable(getattr(planner, "plan", None)):
                 raise PluginError(
@@ -130,10 +136,7 @@ class Engine:
         """The backend called ``name`` (default: the ``engine.backend`` setting), loaded once."""
         name = name or self.config["engine.backend"]
         if name not in self._backends:
-            entry = self.registry.backends.get(name)
-            if entry is None:
-                known = ", ".join(sorted(self.registry.backends)) or "none"
-                raise PluginError(f"No backend called {name!r} is registered (known: {known}).")
+            entry = _registered(self.registry.backends, "backend", name)
             self._backends[name] = entry.value(self.config)
         return self._backends[name]
 
