@@ -7,8 +7,10 @@ official state dict loads with ``strict=True`` and no key map.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -166,6 +168,7 @@ class DiffAEModel(nn.Module):
         are float32 on ``device`` become the parameters without a copy (no second
         168M-parameter copy in memory), so the model shares them with the caller.
         """
+        config = _with_encoder_depth_of(state_dict, config)
         with torch.device("meta"):
             model = cls(config)
         tensors = {
@@ -178,6 +181,28 @@ class DiffAEModel(nn.Module):
                 f"These DiffAE weights do not fit the configuration {config.to_dict()}: {exc}"
             ) from exc
         return model.eval()
+
+
+def _with_encoder_depth_of(state_dict: Mapping[str, Any], config: DiffAEConfig) -> DiffAEConfig:
+    """Fill in ``enc_num_res_blocks`` from the weights when the configuration leaves it out.
+
+    The official code sets the encoder's residual blocks per level separately (default 2),
+    while configurations often give only ``num_res_blocks``. The encoder's input blocks are
+    the stem, ``n`` residual blocks per level and one downsampling block between levels, so
+    their count tells ``n``.
+    """
+    if config.enc_num_res_blocks is not None:
+        return config
+    indices = {
+        int(key.split(".")[2])
+        for key in state_dict
+        if key.startswith("encoder.input_blocks.") and key.split(".")[2].isdigit()
+    }
+    levels = len(config.enc_channel_mult)
+    per_level, rest = divmod(len(indices) - levels, levels)
+    if rest or per_level < 1 or per_level == config.num_res_blocks:
+        return config
+    return dataclasses.replace(config, enc_num_res_blocks=per_level)
 
 
 def select_checkpoint_weights(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -258,3 +258,20 @@ def test_docs_api_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code.group(1), "docs/api.md", "exec"), {})
     out = capsys.readouterr().out
     assert "10/10" in out and out.count("torch.Size([2, 3, 32, 32])") == 4
+
+
+def test_encoder_depth_is_read_from_the_weights_when_the_config_leaves_it_out() -> None:
+    from chatface.plugins.diffae.config import DiffAEConfig
+    from chatface.plugins.diffae.model import DiffAEModel
+
+    fields = {
+        "image_size": 32, "model_channels": 32, "channel_mult": [1, 2],
+        "enc_channel_mult": [1, 2, 2], "embed_channels": 32, "attention_resolutions": [16],
+        "num_heads": 1, "num_res_blocks": 1,
+    }  # fmt: skip
+    # The official encoder keeps its own depth (default 2) whatever num_res_blocks says.
+    trained = DiffAEModel(DiffAEConfig.from_dict(fields | {"enc_num_res_blocks": 2}))
+    loaded = DiffAEModel.from_state_dict(trained.state_dict(), DiffAEConfig.from_dict(fields))
+    assert loaded.config.enc_num_res_blocks == 2
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(loaded.encode(x), trained.encode(x), rtol=0, atol=0)
