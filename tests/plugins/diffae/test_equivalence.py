@@ -43,8 +43,8 @@ class Fixture:
         self.io = {k[3:]: v for k, v in tensors.items() if k.startswith("io.")}
         state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.config = DiffAEConfig.from_dict(self.meta)
-        self.model = DiffAEModel(self.config).eval()
-        self.model.load_state_dict(state, strict=True)
+        # Strict loading; the encoder depth comes from the weights if the config omits it.
+        self.model = DiffAEModel.from_state_dict(state, self.config)
 
 
 @pytest.fixture(scope="module", params=fixture_paths(), ids=lambda p: p.stem)
