@@ -102,19 +102,7 @@ def render(
     ``progress(done, steps)`` is called after each step. Computes in float32 on the
     model's device and returns on the device and in the dtype of ``x_T``.
     """
-    timesteps = spaced_timesteps(steps)[::-1]
-    alphas = alphas_cumprod()
-    x = _prepare(model, x_T)
-    batch = x.shape[0]
-    for i, t in enumerate(timesteps):
-        z_sem = condition(i, t) if callable(condition) else condition
-        z_sem = z_sem.to(device=x.device, dtype=torch.float32)
-        alpha_prev = alphas[timesteps[i + 1]] if i + 1 < steps else 1.0
-        t_batch = torch.full((batch,), t, device=x.device, dtype=torch.long)
-        eps = model(x, t_batch, z_sem).float()
-        x, _ = ddim_step(x, eps, alphas[t], alpha_prev)
-        if progress is not None:
-            progress(i + 1, steps)
+    x = _walk(model, x_T, spaced_timesteps(steps)[::-1], 1.0, condition, progress)
     return x.to(device=x_T.device, dtype=x_T.dtype)
 
 
@@ -132,16 +120,30 @@ def invert_ddim(
     clipping); ᾱ after the last one is 0, so ``x_T`` is the last re-derived eps.
     Same device, dtype and progress conventions as ``render``.
     """
-    timesteps = spaced_timesteps(steps)
+    x = _walk(model, x0, spaced_timesteps(steps), 0.0, z_sem, progress)
+    return x.to(device=x0.device, dtype=x0.dtype)
+
+
+def _walk(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    timesteps: list[int],
+    alpha_after_last: float,
+    condition: Condition,
+    progress: Progress | None,
+) -> torch.Tensor:
+    """DDIM steps from each timestep to the next one in ``timesteps`` (down: render; up:
+    inversion); the step after the last goes to ᾱ = ``alpha_after_last``."""
     alphas = alphas_cumprod()
-    x = _prepare(model, x0)
-    z_sem = z_sem.to(device=x.device, dtype=torch.float32)
-    batch = x.shape[0]
+    x = _prepare(model, x)
+    steps = len(timesteps)
     for i, t in enumerate(timesteps):
-        alpha_next = alphas[timesteps[i + 1]] if i + 1 < steps else 0.0
-        t_batch = torch.full((batch,), t, device=x.device, dtype=torch.long)
+        z_sem = condition(i, t) if callable(condition) else condition
+        z_sem = z_sem.to(device=x.device, dtype=torch.float32)
+        alpha_next = alphas[timesteps[i + 1]] if i + 1 < steps else alpha_after_last
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps = model(x, t_batch, z_sem).float()
         x, _ = ddim_step(x, eps, alphas[t], alpha_next)
         if progress is not None:
             progress(i + 1, steps)
-    return x.to(device=x0.device, dtype=x0.dtype)
+    return x
