@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from chatface.engine.editor import Engine, OpenedFace
-    from chatface.storage import Face, Store
+    from chatface.storage import Edit, Face, Store
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +73,19 @@ class Conversation:
         self, user: str, chat: str, photo: bytes, name: str = "", progress: Progress | None = None
     ) -> Reply:
         """Find and encode the face; it becomes the chat's active face."""
-        user_id, conversation_id = self._conversation_id(user, chat)
+        _, conversation_id = self._conversation_id(user, chat)
         self.store.log_message(conversation_id, "user", f"[photo {name}]".replace(" ]", "]"))
         try:
             opened = self.engine.open_face(photo, backend=self.backend, progress=progress)
         except ChatFaceError as exc:
             return self._reply(conversation_id, Reply(str(exc)))
+        return self.add_face(user, chat, opened, photo, name)
+
+    def add_face(
+        self, user: str, chat: str, opened: OpenedFace, photo: bytes, name: str = ""
+    ) -> Reply:
+        """Store a face opened by ``Engine.open_face`` as the chat's active face."""
+        user_id, conversation_id = self._conversation_id(user, chat)
         # Named by content, so the file exists before the face row that points at it.
         photo_file = self.store.user_files_dir(user_id) / f"photo-{_digest(photo)}.png"
         if not photo_file.exists():
@@ -124,25 +131,32 @@ class Conversation:
         self, user: str, chat: str, text: str, progress: Progress | None = None
     ) -> Reply:
         """Plan the message and carry it out."""
-        user_id, conversation_id = self._conversation_id(user, chat)
+        _, conversation_id = self._conversation_id(user, chat)
         recent = [(m.role, m.text) for m in self.store.messages(conversation_id, RECENT_TURNS)]
         self.store.log_message(conversation_id, "user", text)
         face = self.store.active_face(conversation_id)
         state = SessionState.from_json(self.store.current_state_json(face.id)) if face else None
         try:
             plan = self.engine.plan(text, state or SessionState(), recent)
-            reply = self._carry_out(plan, face, state or SessionState(), user_id, progress)
+        except ChatFaceError as exc:
+            return self._reply(conversation_id, Reply(str(exc)))
+        return self.carry_out(user, chat, plan, progress)
+
+    def carry_out(
+        self, user: str, chat: str, plan: EditPlan, progress: Progress | None = None
+    ) -> Reply:
+        """Carry out a plan on the chat's active face and reply."""
+        user_id, conversation_id = self._conversation_id(user, chat)
+        try:
+            reply = self._carry_out(
+                plan, self.store.active_face(conversation_id), user_id, progress
+            )
         except ChatFaceError as exc:
             reply = Reply(str(exc))
         return self._reply(conversation_id, reply)
 
     def _carry_out(
-        self,
-        plan: EditPlan,
-        face: Face | None,
-        state: SessionState,
-        user_id: int,
-        progress: Progress | None,
+        self, plan: EditPlan, face: Face | None, user_id: int, progress: Progress | None
     ) -> Reply:
         if plan.action == "help":
             return Reply(plan.reply or HELP, plan=plan)
@@ -156,23 +170,25 @@ class Conversation:
         face_id = face.id or 0
         if plan.action == "show_original":
             return Reply(plan.reply or "The original photo.", self._opened(face).photo, plan)
+        # Each store call returns the edit that is current afterwards (None: the original).
+        current: Edit | None
         if plan.action == "undo":
-            self.store.undo(face_id)
+            current = self.store.undo(face_id)
             text = plan.reply or "Undone."
         elif plan.action == "redo":
-            self.store.redo(face_id)
+            current = self.store.redo(face_id)
             text = plan.reply or "Redone."
         elif plan.action == "reset":
-            self.store.reset(face_id, plan.to_json())
+            current = self.store.reset(face_id, plan.to_json())
             text = plan.reply or "Back to the original."
         else:  # edit
             attributes = {a.name: a for a in self.engine.attributes()}
+            state = SessionState.from_json(self.store.current_state_json(face_id))
             new_state = state.apply(plan.edits, attributes)
-            self.store.append_edit(
+            current = self.store.append_edit(
                 face_id, plan_json=plan.to_json(), state_json=new_state.to_json()
             )
             text = plan.reply or "Done."
-        current = self.store.current_edit(face_id)
         stored = self._stored_result(current.result_path if current else None)
         if stored is not None:  # undo/redo: the very image shown before, at no cost
             return Reply(text, stored, plan)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import io
 from importlib import resources
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import typer
 
 from chatface.cli.edit import console, make_engine, open_face, save, side_by_side, warn_if_random
 from chatface.cli.progress import progress_bar
-from chatface.engine.types import EditOp, EditPlan, SessionState
-from chatface.errors import WeightsMissingError
+from chatface.engine.types import EditOp, EditPlan
+from chatface.errors import ChatFaceError, WeightsMissingError
 
 DEMO_EDITS = (EditOp("smile", 0.6), EditOp("age", 0.4))
 # Inverting with few steps keeps the random-weight demo quick; its output is noise anyway.
@@ -43,6 +42,7 @@ def demo(
 
     Example: chatface demo -o demo-output
     """
+    from chatface.bots.conversation import Conversation
     from chatface.storage import Store
 
     engine = make_engine()
@@ -59,33 +59,17 @@ def demo(
     source = photo or example_photo()
     encode_steps = TINY_ENCODE_STEPS if name == "tiny" else None
     opened = open_face(engine, source, 0, name, encode_steps)
-    attributes = {a.name: a for a in engine.attributes()}
+    plan = EditPlan("edit", DEMO_EDITS, steps, reply="Adding a smile and a few years.")
 
     with Store.from_config(engine.config) as store:
-        user = store.get_or_create_user("cli", "demo")
-        conversation = store.get_or_create_conversation(user.id, getpass.getuser())
-        crop_png = io.BytesIO()
-        opened.aligned.image.save(crop_png, format="PNG")
-        face = store.add_face(
-            conversation.id,
-            aligned_png=crop_png.getvalue(),
-            inverse_transform=opened.aligned.to_photo.reshape(-1).tolist(),
-            latents=opened.latents.to_bytes(),
-            backend=name,
-            weights_sha256=engine.backend(name).weights_sha256,
-            source_name=source.name,
-        )
-        plan = EditPlan("edit", DEMO_EDITS, reply="Adding a smile and a few years.")
-        state = SessionState().apply(plan.edits, attributes)
-        store.log_message(conversation.id, "user", "make her smile and a bit older")
-        edit = store.append_edit(face.id, plan_json=plan.to_json(), state_json=state.to_json())
-        store.log_message(conversation.id, "bot", plan.reply)
+        chat = Conversation(engine, store, "cli", backend=name)
+        user, chat_id = "demo", getpass.getuser()
+        chat.add_face(user, chat_id, opened, source.read_bytes(), source.name)
         with progress_bar("Rendering the edit") as report:
-            after = engine.render(opened, state, steps=steps, progress=report)
-        store.undo(face.id)
-        undone = SessionState.from_json(store.current_state_json(face.id))
-        with progress_bar("Rendering after undo") as report:
-            undo = engine.render(opened, undone, steps=steps, progress=report)
+            after = chat.carry_out(user, chat_id, plan, report)
+        undo = chat.carry_out(user, chat_id, EditPlan("undo", reply="Undone."))
+    if after.image is None or undo.image is None:
+        raise ChatFaceError(f"The demo could not render: {after.text} {undo.text}")
 
     output.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -95,9 +79,9 @@ def demo(
         "all": output / "before_after_undo.png",
     }
     save(opened.photo, paths["before"])
-    save(after, paths["after"])
-    save(undo, paths["undo"])
-    save(side_by_side(side_by_side(opened.photo, after), undo), paths["all"])
-    console.print(f"Edit {edit.seq}: {plan.reply} Then undo (back to the original latents).")
+    save(after.image, paths["after"])
+    save(undo.image, paths["undo"])
+    save(side_by_side(side_by_side(opened.photo, after.image), undo.image), paths["all"])
+    console.print(f"{after.text} Then undo: back to the original photo.")
     for label, path in paths.items():
         console.print(f"  {label:7} {path}")

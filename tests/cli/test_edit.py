@@ -136,7 +136,8 @@ def test_demo_falls_back_to_tiny_and_stores_the_session(tmp_path, monkeypatch) -
         pixels(tmp_path / "demo" / "after_undo.png"),
     )
     assert before.shape == after.shape == undo.shape
-    assert np.abs(after - undo).mean() > 1  # undo really went back
+    assert np.abs(after - undo).mean() > 1  # undo really went back...
+    assert np.array_equal(undo, before)  # ...to the original photo
     history = json.loads(invoke("history", "--user", "demo", "--json").output)
     [face] = history["conversations"][0]["faces"]
     assert face["backend"] == "tiny" and face["cursor"] == 0  # the edit was undone
