@@ -36,7 +36,7 @@ def chat(
     config = load_config()
     engine = Engine(config)
     backend = backend or config["engine.backend"]
-    warn_if_random(engine, backend)
+    warn_if_random(backend)
     folder = output or Path(f"chat-{photo.stem}")
     folder.mkdir(parents=True, exist_ok=True)
     user, chat_id = getpass.getuser(), f"terminal:{photo.resolve()}"

@@ -55,7 +55,7 @@ def demo(
         console.print(f"[yellow]{exc}[/yellow]")
         console.print("Falling back to the 'tiny' backend so you can see the whole flow.")
         name = "tiny"
-    warn_if_random(engine, name)
+    warn_if_random(name)
     source = photo or example_photo()
     encode_steps = TINY_ENCODE_STEPS if name == "tiny" else None
     opened = open_face(engine, source, 0, name, encode_steps)

@@ -51,7 +51,7 @@ def parse_edits(engine: Engine, assignments: list[str]) -> list[EditOp]:
     return edits
 
 
-def warn_if_random(engine: Engine, backend: str) -> None:
+def warn_if_random(backend: str) -> None:
     if backend == "tiny":
         from chatface.plugins.tiny import BANNER
 
@@ -120,7 +120,7 @@ def edit(
         )
     attributes = {a.name: a for a in engine.attributes()}
     state = SessionState().apply(edits, attributes)
-    warn_if_random(engine, backend)
+    warn_if_random(backend)
     opened = open_face(engine, photo, face, backend, encode_steps)
     with progress_bar("Rendering the edit") as report:
         result = engine.render(opened, state, steps=steps, progress=report)
@@ -186,7 +186,7 @@ def encode(
 
     engine = make_engine()
     backend = backend or engine.config["engine.backend"]
-    warn_if_random(engine, backend)
+    warn_if_random(backend)
     opened = open_face(engine, photo, face, backend, steps)
     write_latents_file(output, opened, photo)
     console.print(f"Wrote {output}")
@@ -211,7 +211,7 @@ def render(
 
     engine = make_engine()
     file = read_latents_file(latents)
-    warn_if_random(engine, file.backend)
+    warn_if_random(file.backend)
     state = SessionState().apply(
         parse_edits(engine, set_), {a.name: a for a in engine.attributes()}
     )
