@@ -207,7 +207,8 @@ def render(
     Example: chatface render portrait.latents.safetensors --set smile=0.8 -o smile.png
     """
     from chatface.engine import faces
-    from chatface.engine.latents_file import read_latents_file, sha256_of
+    from chatface.engine.latents_file import read_latents_file
+    from chatface.engine.weights import sha256_file
 
     engine = make_engine()
     file = read_latents_file(latents)
@@ -223,7 +224,7 @@ def render(
                 f"The encoded photo {target} is gone; pass it with --photo PATH, "
                 "or write the face crop alone with --crop."
             )
-        if sha256_of(target) != file.photo_sha256:
+        if sha256_file(target) != file.photo_sha256:
             if photo is None:
                 raise ChatFaceError(
                     f"{target} changed since it was encoded; encode it again, or pass "

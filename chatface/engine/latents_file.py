@@ -7,13 +7,13 @@ sha256) so the face can be pasted back without encoding again.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatface import __version__
 from chatface.engine.types import Latents
+from chatface.engine.weights import sha256_file
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
@@ -39,14 +39,6 @@ class LatentsFile:
         return OpenedFace(photo, self.aligned, self.latents, self.backend, faces_found=1)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_latents_file(path: Path, face: OpenedFace, photo_path: Path) -> None:
     import numpy as np
     import torch
@@ -62,7 +54,7 @@ def write_latents_file(path: Path, face: OpenedFace, photo_path: Path) -> None:
         "format": FORMAT,
         "backend": face.backend,
         "photo": str(photo_path.resolve()),
-        "photo_sha256": sha256_of(photo_path),
+        "photo_sha256": sha256_file(photo_path),
         "chatface_version": __version__,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
