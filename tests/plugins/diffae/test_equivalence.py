@@ -21,7 +21,10 @@ from chatface.plugins.diffae.sampler import invert_ddim, render
 
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
 REQUIRED = FIXTURES / "diffae_official_tiny.safetensors"
-TOLERANCE = 1e-4
+# Max abs error allowed per output (shared/specs/diffae.md, "Equivalence fixture"): the
+# render and x_T divide by sqrt(alpha_bar) ~ 0.006 near t = 999, so CPU-kernel round-off
+# in eps (~1e-6) grows to ~1e-4 there; real mistakes give errors above 1e-2.
+TOLERANCE = {"z_sem": 1e-4, "eps": 1e-4, "x_T": 5e-4, "render": 5e-4}
 
 
 def fixture_paths() -> list[Path]:
@@ -55,7 +58,9 @@ def fixture(request: pytest.FixtureRequest) -> Fixture:
 def assert_close(name: str, ours: torch.Tensor, official: torch.Tensor) -> None:
     assert ours.shape == official.shape, name
     error = (ours - official).abs().max().item()
-    assert error <= TOLERANCE, f"{name}: max abs error {error:.3g} > {TOLERANCE}"
+    bound = TOLERANCE[name]
+    print(f"{name}: max abs error {error:.3g} (bound {bound:g})")
+    assert error <= bound, f"{name}: max abs error {error:.3g} > {bound:g}"
 
 
 def test_semantic_encoder(fixture: Fixture) -> None:
@@ -81,3 +86,13 @@ def test_ddim_render(fixture: Fixture) -> None:
     io = fixture.io
     image = render(fixture.model, io["x_T"], io["z_sem"], fixture.meta["T_render"])
     assert_close("render", image, io["render"])
+
+
+def test_the_render_bound_still_catches_real_mistakes(fixture: Fixture) -> None:
+    # A wrong timestep spacing (one step more) must land far outside the render bound,
+    # so the looser bound for CPU round-off does not hide sampler mistakes.
+    io = fixture.io
+    wrong = render(fixture.model, io["x_T"], io["z_sem"], fixture.meta["T_render"] + 1)
+    error = (wrong - io["render"]).abs().max().item()
+    print(f"render with {fixture.meta['T_render'] + 1} steps: max abs error {error:.3g}")
+    assert error > 1e-2
