@@ -7,11 +7,14 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from chatface.config import load_config
 from chatface.engine.plugins import make_plugin_manager
 from chatface.engine.registry import collect
+
+# Built-in plugins are shown by their short name; --json keeps the full module name.
+BUILTIN_PREFIX = "chatface.plugins."
 
 
 def plugin_report(show_all: bool = False) -> list[dict[str, Any]]:
@@ -58,7 +61,9 @@ def plugins(
         typer.echo(json.dumps(report, indent=2))
         return
     console = Console()
-    table = Table("plugin", "version", "hooks (register_*)", "registered", "status")
+    table = Table("version", "hooks (register_*)", "registered", "status")
+    # Names fold instead of being cut, so rows can always be told apart.
+    table.columns.insert(0, Column("plugin", overflow="fold"))
     for entry in report:
         registered = entry["registered"]
         lines = [
@@ -70,8 +75,11 @@ def plugins(
             lines.append(f"attributes: {len(registered['attributes'])}")
         status = entry["status"] if entry["status"] == "loaded" else f"{entry['status']}: "
         status += entry["error"] or ""
+        name = entry["name"]
+        if entry["builtin"]:
+            name = name.removeprefix(BUILTIN_PREFIX) + " (built-in)"
         table.add_row(
-            entry["name"] + (" (built-in)" if entry["builtin"] else ""),
+            name,
             entry["version"] or "?",
             "\n".join(h.removeprefix("chatface_register_") for h in entry["hooks"]),
             "\n".join(lines),

@@ -54,10 +54,14 @@ def test_plugins_json_lists_the_builtins() -> None:
     assert celeba["registered"]["directions"] == ["celeba"]
 
 
-def test_plugins_table() -> None:
-    result = invoke("plugins")
+def test_plugins_table_names_every_plugin_at_80_columns() -> None:
+    result = runner.invoke(app, ["plugins"], terminal_width=80)
     assert result.exit_code == 0
-    assert "celeba" in result.output and "built-in" in result.output
+    assert "…" not in result.output
+    first_column = [line.split("│")[1].strip() for line in result.output.splitlines()[4:-1]]
+    for name in ("diffae", "celeba_directions", "tiny", "rule_planner", "anthropic_planner"):
+        assert f"{name} (built-in)" in first_column or name in first_column, first_column
+    assert result.output.count("built-in") == 5
 
 
 def test_config_show_reports_sources(monkeypatch) -> None:
@@ -147,3 +151,17 @@ def test_help_starts_without_importing_torch() -> None:
     code = "import sys; from chatface.cli.main import app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_help_renders_arguments_and_flags_conventionally() -> None:
+    # Flags show no value type, arguments are upper-case in the usage line.
+    result = runner.invoke(app, ["edit", "--help"], terminal_width=100)
+    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    assert "chatface edit [OPTIONS] PHOTO [MESSAGE]" in usage
+    for flag in ("--side-by-side", "--gif", "--help"):
+        row = next(line for line in result.output.splitlines() if flag in line)
+        assert "bool" not in row and "<" not in row, row
+    set_row = next(line for line in result.output.splitlines() if "--set" in line)
+    assert "list[" not in set_row, set_row
+    top = runner.invoke(app, ["--help"], terminal_width=100).output
+    assert "<bool>" not in top
