@@ -8,10 +8,19 @@ from pathlib import Path
 
 import typer
 
-from chatface.cli.edit import console, make_engine, open_face, save, side_by_side, warn_if_random
+from chatface.cli.common import (
+    check_writable,
+    console,
+    make_engine,
+    open_face,
+    pick_backend,
+    read_photo,
+    save,
+    side_by_side,
+)
 from chatface.cli.progress import progress_bar
 from chatface.engine.types import EditOp, EditPlan
-from chatface.errors import ChatFaceError, WeightsMissingError
+from chatface.errors import ChatFaceError
 
 DEMO_EDITS = (EditOp("smile", 0.6), EditOp("age", 0.4))
 # Inverting with few steps keeps the random-weight demo quick; its output is noise anyway.
@@ -38,7 +47,7 @@ def demo(
 
     Uses the configured backend when its weights are installed, else the random-weight
     'tiny' backend (with a banner saying so). The session is stored like a chat, so
-    `chatface history --user demo` shows it.
+    `chatface history` shows it.
 
     Example: chatface demo -o demo-output
     """
@@ -46,25 +55,19 @@ def demo(
     from chatface.storage import Store
 
     engine = make_engine()
-    name = backend or engine.config["engine.backend"]
-    try:
-        engine.backend(name)
-    except WeightsMissingError as exc:
-        if backend:
-            raise
-        console.print(f"[yellow]{exc}[/yellow]")
-        console.print("Falling back to the 'tiny' backend so you can see the whole flow.")
-        name = "tiny"
-    warn_if_random(name)
     source = photo or example_photo()
+    data, image = read_photo(engine, source)
+    check_writable(output / "before.png")
+    name = pick_backend(engine, backend, fall_back=True)
     encode_steps = TINY_ENCODE_STEPS if name == "tiny" else None
-    opened = open_face(engine, source, 0, name, encode_steps)
+    opened = open_face(engine, image, 0, name, encode_steps)
     plan = EditPlan("edit", DEMO_EDITS, steps, reply="Adding a smile and a few years.")
 
     with Store.from_config(engine.config) as store:
         chat = Conversation(engine, store, "cli", backend=name)
-        user, chat_id = "demo", getpass.getuser()
-        chat.add_face(user, chat_id, opened, source.read_bytes(), source.name)
+        # Stored as your own session, so `chatface history` right after shows it.
+        user, chat_id = getpass.getuser(), "demo"
+        chat.add_face(user, chat_id, opened, data, source.name)
         with progress_bar("Rendering the edit") as report:
             after = chat.carry_out(user, chat_id, plan, report)
         undo = chat.carry_out(user, chat_id, EditPlan("undo", reply="Undone."))

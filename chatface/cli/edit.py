@@ -6,10 +6,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
+from chatface.cli.common import (
+    check_output_image,
+    check_writable,
+    console,
+    make_engine,
+    open_face,
+    pick_backend,
+    read_photo,
+    save,
+    side_by_side,
+)
 from chatface.cli.progress import progress_bar
-from chatface.config import load_config
 from chatface.engine.types import EditOp, SessionState
 from chatface.errors import ChatFaceError, PlanError
 
@@ -18,18 +27,11 @@ if TYPE_CHECKING:
 
     from chatface.engine.editor import Engine, OpenedFace
 
-console = Console(stderr=True, highlight=False)
-
 SET_HELP = "An attribute edit NAME=STRENGTH, strength in [-1, 1]; repeat for several."
 STEPS_HELP = "DDIM steps per render (default: the render.steps setting)."
 ENCODE_STEPS_HELP = "DDIM steps of the inversion (default: the render.encode_steps setting)."
 BACKEND_HELP = "Backend to use (default: the engine.backend setting; 'tiny' = random weights)."
-
-
-def make_engine() -> Engine:
-    from chatface.engine.editor import Engine
-
-    return Engine(load_config())
+_SAY_WHAT = 'Say what to change, in words ("make her smile") or with --set smile=0.5.'
 
 
 def parse_edits(engine: Engine, assignments: list[str]) -> list[EditOp]:
@@ -49,34 +51,6 @@ def parse_edits(engine: Engine, assignments: list[str]) -> list[EditOp]:
             raise PlanError(f"The strength of {name} must be a number, got {value!r}.") from None
         edits.append(EditOp(attribute.name, strength))
     return edits
-
-
-def warn_if_random(backend: str) -> None:
-    if backend == "tiny":
-        from chatface.plugins.tiny import BANNER
-
-        console.print(f"[bold yellow]{BANNER}[/bold yellow]")
-
-
-def open_face(
-    engine: Engine, photo: Path, face: int, backend: str, steps: int | None
-) -> OpenedFace:
-    with progress_bar("Encoding the face (DDIM inversion)") as report:
-        opened = engine.open_face(
-            photo, face_index=face, backend=backend, steps=steps, progress=report
-        )
-    if opened.note:
-        console.print(opened.note)
-    return opened
-
-
-def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
-    from PIL import Image
-
-    canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
-    canvas.paste(left, (0, 0))
-    canvas.paste(right, (left.width, 0))
-    return canvas
 
 
 def edit(
@@ -104,29 +78,29 @@ def edit(
     Example: chatface edit portrait.jpg --set smile=0.5 --set age=0.3 -o older_smiling.png
     """
     engine = make_engine()
-    backend = backend or engine.config["engine.backend"]
     edits = parse_edits(engine, set_)
     if message:
         plan = engine.plan(message)
         if plan.action != "edit":
-            console.print(plan.reply or f"Nothing to edit ({plan.action}).")
-            raise typer.Exit(1)
+            chat_only = plan.action in ("undo", "redo", "reset", "show_original")
+            also = " Undo, redo and reset work in `chatface chat`." if chat_only else ""
+            raise PlanError(f"{message!r} asks for no edit. {_SAY_WHAT}{also}")
         console.print(plan.reply)
         edits += plan.edits
         steps = steps or plan.steps
     if not edits:
-        raise PlanError(
-            "Say what to change: --set smile=0.5 (or a message, once a planner is set)."
-        )
+        raise PlanError(_SAY_WHAT)
     attributes = {a.name: a for a in engine.attributes()}
     state = SessionState().apply(edits, attributes)
-    warn_if_random(backend)
-    opened = open_face(engine, photo, face, backend, encode_steps)
+    # Everything a user can get wrong is checked before the slow part starts.
+    _, image = read_photo(engine, photo)
+    output = output or Path(f"{photo.stem}_edited.png")
+    check_output_image(output)
+    backend = pick_backend(engine, backend)
+    opened = open_face(engine, image, face, backend, encode_steps)
     with progress_bar("Rendering the edit") as report:
         result = engine.render(opened, state, steps=steps, progress=report)
-    output = output or Path(f"{photo.stem}_edited.png")
-    image = side_by_side(opened.photo, result) if side else result
-    save(image, output)
+    save(side_by_side(opened.photo, result) if side else result, output)
     if gif:
         frames = animation_frames(engine, opened, state, steps)
         path = output.with_suffix(".gif")
@@ -150,27 +124,6 @@ def animation_frames(
     return frames + frames[-2:0:-1]
 
 
-def save(image: Image.Image, path: Path) -> None:
-    """Write atomically, so a failed save never leaves half an image behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        image.save(tmp, format=_format(path))
-    except (KeyError, ValueError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise ChatFaceError(f"Cannot write {path}: {exc}") from None
-    tmp.replace(path)
-
-
-def _format(path: Path) -> str:
-    from PIL import Image
-
-    extension = path.suffix.lower()
-    if extension not in Image.registered_extensions():
-        raise ChatFaceError(f"Unknown image type {extension!r} for {path}; use .png or .jpg.")
-    return Image.registered_extensions()[extension]
-
-
 def encode(
     photo: Path = typer.Argument(..., help="The photo whose face to encode."),
     output: Path = typer.Option(..., "--output", "-o", help="The latents file to write."),
@@ -185,9 +138,10 @@ def encode(
     from chatface.engine.latents_file import write_latents_file
 
     engine = make_engine()
-    backend = backend or engine.config["engine.backend"]
-    warn_if_random(backend)
-    opened = open_face(engine, photo, face, backend, steps)
+    _, image = read_photo(engine, photo)
+    check_writable(output)
+    backend = pick_backend(engine, backend)
+    opened = open_face(engine, image, face, backend, steps)
     write_latents_file(output, opened, photo)
     console.print(f"Wrote {output}")
 
@@ -212,7 +166,7 @@ def render(
 
     engine = make_engine()
     file = read_latents_file(latents)
-    warn_if_random(file.backend)
+    check_output_image(output)
     state = SessionState().apply(
         parse_edits(engine, set_), {a.name: a for a in engine.attributes()}
     )
@@ -231,6 +185,8 @@ def render(
                     "--photo PATH to paste into another copy of the same photo."
                 )
             console.print(f"[yellow]{target} is not the photo that was encoded.[/yellow]")
+        _, photo_image = read_photo(engine, target)
+    pick_backend(engine, file.backend)
     with progress_bar("Rendering the edit") as report:
         if target is None:
             crop = engine.render_latents(
@@ -238,7 +194,7 @@ def render(
             )
             image = faces.to_image(crop)
         else:
-            face = file.opened_face(faces.load_image(target))
+            face = file.opened_face(photo_image)
             image = engine.render(face, state, steps=steps, progress=report)
     save(image, output)
     summary = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(state.strengths.items()))

@@ -69,5 +69,6 @@ def run() -> None:
     try:
         app()
     except ChatFaceError as exc:
-        Console(stderr=True).print(f"[red]Error:[/red] {exc}", highlight=False)
+        # One line, wrapped by the terminal, so commands in it are never split by us.
+        Console(stderr=True).print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -13,7 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 def progress_bar(
     description: str, total: int | None = None
 ) -> Iterator[Callable[[int, int], None]]:
-    """Yield a callback that moves one bar; the bar goes to stderr so stdout stays clean."""
+    """Yield a callback that moves one bar; the bar goes to stderr so stdout stays clean.
+
+    A finished bar stays on screen; one interrupted by an error is removed.
+    """
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -26,4 +29,12 @@ def progress_bar(
         def report(done: int, steps: int) -> None:
             progress.update(task, completed=done, total=steps)
 
-        yield report
+        try:
+            yield report
+        except BaseException:
+            # The error is what matters: clear the unfinished bar instead of leaving it above
+            # (and, with disable, skip the blank line rich adds for non-terminals).
+            progress.live.transient = True
+            progress.live.stop()
+            progress.disable = True
+            raise

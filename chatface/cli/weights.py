@@ -162,7 +162,7 @@ def verify(
 
     Example: chatface weights verify ffhq256_autoenc
     """
-    from chatface.engine.weights import list_weights
+    from chatface.engine.weights import install_hint, list_weights
     from chatface.engine.weights import verify as verify_weights
 
     names = [name] if name else [info.name for info in list_weights()]
@@ -184,8 +184,8 @@ def verify(
                 problems = [f"{f} changed" for f in r.mismatched]
                 problems += [f"{f} missing" for f in r.missing]
                 console.print(
-                    f"[red]{r.name}: {', '.join(problems)}[/red]. Install it again "
-                    f"(`chatface weights download {r.name}` or `chatface weights import`).",
+                    f"[red]{r.name}: {', '.join(problems)}[/red]. "
+                    + install_hint(r.name).replace("Install them", "Install them again", 1),
                     highlight=False,
                 )
     if not all(r.ok for r in reports):
@@ -203,8 +203,14 @@ def remove(
     """
     from chatface.engine.weights import get_info
     from chatface.engine.weights import remove as remove_weights
+    from chatface.errors import WeightsMissingError
 
-    info = get_info(name)
+    try:
+        info = get_info(name)
+    except WeightsMissingError:
+        raise WeightsMissingError(
+            f"No weights called '{name}' are installed; `chatface weights list` shows what is."
+        ) from None
     if not yes and not typer.confirm(f"Delete '{name}' ({_size(info.size_bytes)}) in {info.path}?"):
         raise typer.Exit(1)
     remove_weights(name)

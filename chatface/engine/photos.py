@@ -39,7 +39,7 @@ def load_image(
     Raises NotAnImageError, CorruptImageError or ImageTooLargeError (byte size, or pixel
     count read from the header before anything is decoded) with a message for a person.
     """
-    data = _read_source(source, max_bytes)
+    data = read_source(source, max_bytes)
     if len(data) > max_bytes:
         raise ImageTooLargeError(
             f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
@@ -72,7 +72,8 @@ def load_image(
     return to_rgb(im)
 
 
-def _read_source(source: bytes | str | Path, max_bytes: int) -> bytes:
+def read_source(source: bytes | str | Path, max_bytes: int) -> bytes:
+    """The bytes of a photo given as bytes or a path; a file over ``max_bytes`` is not read."""
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source)
     path = Path(source)
@@ -97,9 +98,18 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ImageTooL
 
 
 def _not_an_image_message(data: bytes) -> str:
-    if data[4:8] == b"ftyp":  # HEIF family: HEIC from phones, AVIF
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        from PIL import features
+
+        if features.check("avif"):
+            return "This AVIF image is damaged. Send it again, or export it as JPEG or PNG."
         return (
-            "This looks like a HEIC/AVIF photo, which chatface cannot read. "
+            "This Pillow cannot read AVIF images (Pillow 11.3 or newer can). "
+            "Send the photo as JPEG or PNG, or upgrade Pillow."
+        )
+    if data[4:8] == b"ftyp":  # the rest of the HEIF family: HEIC photos from phones
+        return (
+            "This looks like a HEIC photo, which chatface cannot read. "
             "Export or share it as JPEG (most phones offer 'Most compatible') and send it again."
         )
     return "This file is not an image chatface can read. Send a photo as JPEG, PNG or WebP."

@@ -123,11 +123,23 @@ def weights_dir(name: str, settings: Config | None = None) -> Path:
     return weights_root(settings) / name
 
 
-def _fix_command_hint(name: str) -> str:
-    return (
-        f"Install it with `chatface weights download {name}`, or import the official "
-        f"checkpoint with `chatface weights import PATH --name {name}` (docs/weights.md)."
+def import_command(name: str) -> str:
+    """The command that imports the official checkpoint of ``name``, placed as its authors
+    say (``checkpoints/<name>/last.ckpt``). Official files are Lightning pickles, so it
+    needs --trust-pickle; --name makes it work whatever the folder is called."""
+    return f"chatface weights import checkpoints/{name}/last.ckpt --name {name} --trust-pickle"
+
+
+def install_hint(name: str, settings: Config | None = None) -> str:
+    """How to install the weights ``name``, naming only commands that work as printed."""
+    settings = settings or load_config()
+    by_hand = (
+        f"download the official checkpoint folder {name} (links in docs/weights.md and at "
+        f"{OFFICIAL_CHECKPOINTS}) into checkpoints/ and run `{import_command(name)}`"
     )
+    if (settings["weights.base_url"] or DEFAULT_BASE_URL).strip():
+        return f"Install them with `chatface weights download {name}`, or {by_hand}."
+    return f"Install them: {by_hand}."
 
 
 def _recover(target: Path) -> None:
@@ -163,7 +175,7 @@ def get_info(name: str, settings: Config | None = None) -> WeightsInfo:
     if not (path / MANIFEST_FILE).is_file():
         raise WeightsMissingError(
             f"Model weights '{name}' are not installed (looked in {path}). "
-            + _fix_command_hint(name)
+            + install_hint(name, settings)
         )
     return read_info(path)
 
@@ -175,7 +187,7 @@ def require(name: str, settings: Config | None = None) -> Path:
     if missing:
         raise WeightsMissingError(
             f"Model weights '{name}' are incomplete: {', '.join(missing)} missing in "
-            f"{info.path}. " + _fix_command_hint(name)
+            f"{info.path}. " + install_hint(name, settings)
         )
     return info.path
 
@@ -218,7 +230,10 @@ def remove(name: str, settings: Config | None = None) -> Path:
     path = weights_dir(name, settings)
     _recover(path)
     if not path.exists():
-        raise WeightsMissingError(f"No weights called '{name}' are installed (in {path}).")
+        raise WeightsMissingError(
+            f"No weights called '{name}' are installed (in {path}); "
+            "`chatface weights list` shows what is."
+        )
     shutil.rmtree(path)
     for leftover in path.parent.glob(f".*~{name}~*"):
         shutil.rmtree(leftover, ignore_errors=True)

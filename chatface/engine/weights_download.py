@@ -32,6 +32,7 @@ from chatface.engine.weights import (
     DownloadError,
     ProgressFn,
     WeightsInfo,
+    import_command,
     install_from_staging,
     read_info,
     staging_dir,
@@ -62,8 +63,7 @@ def _network_error(url: str, name: str, exc: BaseException) -> DownloadError:
         what = f"cannot be reached ({getattr(exc, 'reason', None) or exc})"
     return DownloadError(
         f"{url} {what}. If you are offline or the source does not have '{name}', import "
-        f"the official checkpoint instead: `chatface weights import PATH --name {name}` "
-        "(docs/weights.md)."
+        f"the official checkpoint instead: `{import_command(name)}` (docs/weights.md)."
     )
 
 
@@ -158,9 +158,8 @@ def download(
         raise DownloadError(
             f"No download source is configured (setting weights.base_url), so '{name}' cannot "
             "be downloaded. The official DiffAE checkpoints are on the authors' Google Drive, "
-            f"linked from {OFFICIAL_CHECKPOINTS}: download checkpoints/{name}/last.ckpt (and "
-            f"latent.pkl if there is one), then run `chatface weights import PATH --name {name}` "
-            "(docs/weights.md)."
+            f"linked from {OFFICIAL_CHECKPOINTS}: download the folder {name} into checkpoints/, "
+            f"then run `{import_command(name)}` (docs/weights.md)."
         )
     timeout = float(timeout_s or settings["weights.timeout_s"])
     with staging_dir(target.parent, name) as staging:

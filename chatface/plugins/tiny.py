@@ -27,11 +27,7 @@ BACKEND_NAME = "tiny"
 SEED = 20230523
 # z_sem units that strength 1.0 moves along a random unit direction.
 DIRECTION_SCALE = 3.0
-BANNER = (
-    "The 'tiny' backend has random weights: its output is noise, not a real edit. "
-    "Install real weights with `chatface weights download ffhq256_autoenc` or "
-    "`chatface weights import PATH --name ffhq256_autoenc` (docs/weights.md)."
-)
+BANNER = "The 'tiny' backend has random weights: its output is noise, not a real edit."
 TINY_NETWORK = {
     "image_size": 64,
     "model_channels": 32,

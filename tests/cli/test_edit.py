@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from chatface.cli.main import app
+from chatface.engine.weights import import_command
 from chatface.errors import ChatFaceError, NotAnImageError, PlanError, WeightsMissingError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "faces"
@@ -104,9 +105,11 @@ def test_bad_edits_are_clear_errors(tmp_path, args, error, message) -> None:
     assert not (tmp_path / "x.png").exists()
 
 
-def test_a_message_that_is_no_edit_stops_with_the_reply(tmp_path) -> None:
-    result = invoke("edit", PHOTO, "what's the weather like?", "-o", tmp_path / "x.png", *FAST)
-    assert result.exit_code == 1 and "attributes" in result.output
+def test_a_message_that_is_no_edit_is_an_error(tmp_path) -> None:
+    with pytest.raises(PlanError, match="asks for no edit"):
+        invoke("edit", PHOTO, "what's the weather like?", "-o", tmp_path / "x.png", *FAST)
+    with pytest.raises(PlanError, match="Undo, redo and reset work in `chatface chat`"):
+        invoke("edit", PHOTO, "undo", "-o", tmp_path / "x.png", *FAST)
     assert not (tmp_path / "x.png").exists()
 
 
@@ -117,9 +120,10 @@ def test_bad_photos_are_clear_errors(tmp_path) -> None:
         invoke("edit", text, "--set", "smile=0.5", "-o", tmp_path / "x.png", *FAST)
 
 
-def test_the_diffae_backend_without_weights_names_the_commands(tmp_path) -> None:
-    with pytest.raises(WeightsMissingError, match="chatface weights download ffhq256_autoenc"):
+def test_the_diffae_backend_without_weights_names_the_command(tmp_path) -> None:
+    with pytest.raises(WeightsMissingError) as err:
         invoke("edit", PHOTO, "--set", "smile=0.5", "-o", tmp_path / "x.png", "--backend", "diffae")
+    assert f"`{import_command('ffhq256_autoenc')}`" in str(err.value)
 
 
 def test_demo_falls_back_to_tiny_and_stores_the_session(tmp_path, monkeypatch) -> None:
@@ -138,7 +142,9 @@ def test_demo_falls_back_to_tiny_and_stores_the_session(tmp_path, monkeypatch) -
     assert before.shape == after.shape == undo.shape
     assert np.abs(after - undo).mean() > 1  # undo really went back...
     assert np.array_equal(undo, before)  # ...to the original photo
-    history = json.loads(invoke("history", "--user", "demo", "--json").output)
+    # Stored under your own name, so plain `chatface history` shows it.
+    history = json.loads(invoke("history", "--json").output)
+    assert history["conversations"][0]["chat"] == "demo"
     [face] = history["conversations"][0]["faces"]
     assert face["backend"] == "tiny" and face["cursor"] == 0  # the edit was undone
     assert face["edits"][0]["state"] == {"strengths": {"age": 0.4, "smile": 0.6}}

@@ -386,3 +386,14 @@ def test_import_loads_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_heic_and_avif_messages_name_the_right_format() -> None:
+    photo = Image.open(DATA / "obama.jpg").convert("RGB")
+    avif = _encode(photo, "AVIF")
+    assert faces.load_image(avif).size == photo.size  # AVIF photos are read
+    heic_bytes = b"\0\0\0\x18ftypheic" + bytes(200)
+    heic = str(pytest.raises(NotAnImageError, faces.load_image, heic_bytes).value)
+    assert "HEIC" in heic and "AVIF" not in heic
+    broken = str(pytest.raises(NotAnImageError, faces.load_image, avif[:12] + bytes(200)).value)
+    assert "AVIF" in broken and "HEIC" not in broken

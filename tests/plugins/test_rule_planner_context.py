@@ -189,6 +189,30 @@ def test_replies_are_short_sentences_in_the_users_language(planner) -> None:
         assert plan(planner, message).reply.isascii()
 
 
+def test_every_attribute_reads_as_english_and_back(planner) -> None:
+    from chatface.plugins.rule_planner.replies import edit_reply
+
+    sentences = {
+        "remove the blond hair and the baldness": (
+            "Removing the blond hair and making the head less bald."
+        ),
+        "make him bald": "Making the head balder.",
+        "a bit blurry": "Making the photo a little blurrier.",
+        "more attractive": "Making the face more attractive.",
+        "an oval face": "Adding an oval face.",
+        "open his mouth": "Adding an open mouth.",
+    }  # fmt: skip
+    for message, reply in sentences.items():
+        assert plan(planner, message).reply == reply
+    # Adjectives never follow "adding"; every confirmation reads back as its own edit.
+    for attribute in ATTRS:
+        for strength, removal in ((0.5, False), (0.9, False), (-0.5, True), (-0.2, False)):
+            reply = edit_reply([(attribute.name, strength, removal)], None, False)
+            assert not reply.startswith(("Adding bald", "Adding attractive", "Adding blurry"))
+            again = edits(plan(planner, reply))
+            assert list(again) == [attribute.name] and again[attribute.name] * strength > 0, reply
+
+
 def test_bot_confirmations_read_back_as_the_same_edits(planner) -> None:
     for message in ["older, with glasses and less smile", "a little younger", "no beard",
                     "much more makeup", "加一点微笑", "去掉胡子"]:  # fmt: skip

@@ -242,8 +242,12 @@ def _groups(items: list[_Item]) -> list[tuple[Lexeme, list[Lexeme]]]:
         positions = [i for i, x in enumerate(item.lexemes) if x.kind is Kind.MENTION]
         if not positions:
             # "older, but only a little": a mention-less item qualifies the last mention.
+            # A number there counts only right after a comma ("smile, 30%"): in "smile' OR
+            # '1'='1" or "smile and 1" it is not the smile's strength.
             if groups and previous is not None and item.join != "stop":
-                groups[-1][1].extend(item.lexemes)
+                groups[-1][1].extend(
+                    x for x in item.lexemes if item.join == "comma" or x.kind is not Kind.NUMBER
+                )
             continue
         for n, position in enumerate(positions):
             start = positions[n - 1] + 1 if n else 0
@@ -303,6 +307,8 @@ def _edit(mention: Lexeme, modifiers: list[Lexeme]) -> RawEdit:
         removal = not mention.removal and Kind.REDUCE not in kinds
     target = None
     numbers = [(i, x) for i, x in enumerate(modifiers) if x.kind is Kind.NUMBER]
+    if len(numbers) > 1:  # "smile 1=1", "smile 1 2 3": no number is clearly the strength
+        numbers = []
     amounts = [x.value for x in modifiers if x.kind is Kind.INTENSITY and x.value]
     magnitude = default
     for i, number in numbers:

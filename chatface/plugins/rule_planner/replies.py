@@ -20,11 +20,15 @@ EN_LABELS = {"eyeglasses": "glasses", "mouth_open": "open mouth", "necktie": "ti
 # Countable things read "adding a beard", "adding a strong beard".
 EN_COUNTABLE = frozenset(
     {"beard", "hat", "necklace", "necktie", "mustache", "goatee", "double_chin", "big_nose",
-     "pointy_nose", "oval_face", "receding_hairline"}
+     "pointy_nose", "oval_face", "receding_hairline", "mouth_open"}
 )  # fmt: skip
-# (positive, negative, what changes) for attributes that read better as a direction.
+# (positive, negative, what changes) for attributes that read better as a direction,
+# adjectives above all ("adding bald" is not English).
 EN_DIRECTIONS = {
     "age": ("older", "younger", "the face"),
+    "attractive": ("more attractive", "less attractive", "the face"),
+    "bald": ("balder", "less bald", "the head"),
+    "blurry": ("blurrier", "sharper", "the photo"),
     "chubby": ("chubbier", "slimmer", "the face"),
     "male": ("more masculine", "more feminine", "the look"),
     "pale_skin": ("paler", "more tanned", "the skin"),
@@ -84,7 +88,10 @@ def _en_item(attribute: str, strength: float, removal: bool) -> tuple[str, str]:
         if attribute == "smile":
             return "adding", f"{_EN_SMILE[size]} smile"
         if attribute in EN_COUNTABLE:
-            return "adding", f"{_EN_ARTICLE[size]}{name}"
+            article = _EN_ARTICLE[size]
+            if article == "a " and name[:1] in "aeiou":
+                article = "an "
+            return "adding", f"{article}{name}"
         return "adding", f"{_EN_AMOUNT[size]}{name}"
     if removal:
         return "removing", f"the {name}"
