@@ -8,6 +8,7 @@ time and shows as one error line.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,8 +42,15 @@ def warn_if_random(engine: Engine, backend: str) -> None:
         console.print(f"[bold yellow]{BANNER}[/bold yellow] Real edits need '{name}'. {hint}")
 
 
-def pick_backend(engine: Engine, requested: str | None, *, fall_back: bool = False) -> str:
-    """The backend to use, loaded now so that missing weights stop us before any work.
+def pick_backend(
+    engine: Engine,
+    requested: str | None,
+    attributes: Iterable[str] | None = None,
+    *,
+    fall_back: bool = False,
+) -> str:
+    """The backend to use, loaded now with the directions of ``attributes`` (default: all),
+    so that missing weights stop us before any work.
 
     With ``fall_back``, a default backend whose weights are missing gives way to the
     random-weight 'tiny' backend (saying so), so that a new user sees the whole flow; a
@@ -50,7 +58,7 @@ def pick_backend(engine: Engine, requested: str | None, *, fall_back: bool = Fal
     """
     name = requested or engine.config["engine.backend"]
     try:
-        engine.backend(name)
+        engine.check_ready(name, attributes)
     except WeightsMissingError as exc:
         if requested or not fall_back:
             raise

@@ -96,7 +96,7 @@ def edit(
     _, image = read_photo(engine, photo)
     output = output or Path(f"{photo.stem}_edited.png")
     check_output_image(output)
-    backend = pick_backend(engine, backend)
+    backend = pick_backend(engine, backend, state.strengths)
     opened = open_face(engine, image, face, backend, encode_steps)
     with progress_bar("Rendering the edit") as report:
         result = engine.render(opened, state, steps=steps, progress=report)
@@ -140,7 +140,7 @@ def encode(
     engine = make_engine()
     _, image = read_photo(engine, photo)
     check_writable(output)
-    backend = pick_backend(engine, backend)
+    backend = pick_backend(engine, backend, ())  # encoding needs no directions
     opened = open_face(engine, image, face, backend, steps)
     write_latents_file(output, opened, photo)
     console.print(f"Wrote {output}")
@@ -186,7 +186,7 @@ def render(
                 )
             console.print(f"[yellow]{target} is not the photo that was encoded.[/yellow]")
         _, photo_image = read_photo(engine, target)
-    pick_backend(engine, file.backend)
+    pick_backend(engine, file.backend, state.strengths)
     with progress_bar("Rendering the edit") as report:
         if target is None:
             crop = engine.render_latents(

@@ -117,5 +117,9 @@ def forget(
     with _open_store() as store:
         counts = store.forget_user(platform, user_id)
     total = sum(counts.values())
-    detail = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
-    typer.echo(f"Deleted {total} records" + (f" ({detail})." if detail else "."))
+    detail = ", ".join(_count(n, table.removesuffix("s")) for table, n in counts.items() if n)
+    typer.echo(f"Deleted {_count(total, 'record')}" + (f" ({detail})." if detail else "."))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

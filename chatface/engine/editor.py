@@ -9,7 +9,7 @@ pastes the edited crop back into the photo.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -139,6 +139,21 @@ class Engine:
             entry = _registered(self.registry.backends, "backend", name)
             self._backends[name] = entry.value(self.config)
         return self._backends[name]
+
+    def check_ready(
+        self, backend: str | None = None, attributes: Iterable[str] | None = None
+    ) -> None:
+        """Load ``backend`` and the directions of ``attributes`` (default: every attribute
+        it offers), so that a missing weights file fails now, not after minutes of encoding."""
+        import torch
+
+        name = backend or self.config["engine.backend"]
+        z_sem = torch.zeros(1, self.backend(name).latent_dim)
+        if attributes is None:
+            table = self.registry.attribute_backends
+            attributes = sorted(a for a, backends in table.items() if name in backends)
+        for attribute in attributes:
+            self.registry.provider_for(attribute, name).edit(z_sem, attribute, 0.0)
 
     def open_face(
         self,

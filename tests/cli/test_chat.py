@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -76,3 +77,48 @@ def test_edit_takes_a_message(tmp_path) -> None:
                     "--encode-steps", "3", "--steps", "2")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "(age +0.80)" in " ".join(result.output.split()) and out.is_file()
+
+
+def test_chat_without_weights_falls_back_to_tiny_and_takes_a_new_photo(
+    tmp_path, monkeypatch
+) -> None:
+    # No --backend: the default (diffae) has no weights, so chat uses tiny like the demo.
+    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "3")
+    monkeypatch.setenv("CHATFACE_RENDER_STEPS", "2")
+    other = Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg"
+    lines = [
+        "make her smile",
+        "/photo nope.jpg",  # a bad photo is a reply; the session and its face go on
+        "more",
+        "/photo",
+        f"/photo '{other}'",
+        "add glasses",
+        "undo",
+        "quit",
+    ]
+    out = tmp_path / "turns"
+    result = invoke("chat", PHOTO, "-o", out, input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Falling back to the 'tiny' backend" in text and "random weights" in text
+    assert "Cannot read nope.jpg" in text and "(The current photo stays.)" in text
+    assert "Say which photo: /photo PATH." in text
+    assert text.count("Got the face.") == 2
+    sizes = [Image.open(p).size for p in sorted(out.iterdir())]
+    first, second = Image.open(PHOTO).size, Image.open(other).size
+    assert first != second
+    assert sizes == [first, first, second, second]  # smile, more; glasses, undo (the photo)
+    history = json.loads(invoke("history", "--json").output)
+    faces = history["conversations"][0]["faces"]
+    assert [f["source"] for f in faces] == ["ardern_2022.jpg", "obama.jpg"]
+    assert [len(f["edits"]) for f in faces] == [2, 1] and faces[1]["cursor"] == 0
+
+
+def test_chat_with_an_unusable_photo_stops_and_creates_nothing(tmp_path, monkeypatch) -> None:
+    from chatface.errors import NoFaceError
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(tmp_path / "wall.png")
+    with pytest.raises(NoFaceError):
+        invoke("chat", tmp_path / "wall.png", "--backend", "tiny", input="smile\nquit\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.png"]  # no chat-wall/

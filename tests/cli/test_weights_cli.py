@@ -133,3 +133,48 @@ def test_download_errors_are_one_actionable_line(monkeypatch, capsys) -> None:
     unreachable = f"http://127.0.0.1:{closed_port()}"
     code, _, err = run_cli(monkeypatch, capsys, "download", "tiny", "--from", unreachable)
     assert code == 1 and "cannot be reached" in err and "Traceback" not in err
+
+
+def test_the_missing_weights_message_names_commands_that_work_as_printed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Follow the error messages literally, from a fresh install to a real diffae edit."""
+    import re
+    import shlex
+
+    from chatface.errors import WeightsMissingError
+    from chatface.plugins.diffae import config as diffae_config
+    from tests.engine.test_weights import make_classifier, make_official, tiny_config
+
+    # The real preset is a 168M-parameter network; a tiny one stands in under its name.
+    monkeypatch.setitem(diffae_config.PRESETS, "ffhq256_autoenc", tiny_config())
+    monkeypatch.chdir(tmp_path)
+    # The official files, where their authors' instructions put them.
+    make_official(tmp_path / "checkpoints" / "ffhq256_autoenc")
+    make_classifier(tmp_path / "checkpoints" / "ffhq256_autoenc_cls")
+    photo = Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg"
+    edit = ["edit", str(photo), "--set", "smile=0.5", "--encode-steps", "2", "--steps", "2"]
+
+    from chatface.engine.editor import Engine
+
+    encoded = []
+    original = Engine.open_face
+
+    def open_face(*args, **kwargs):  # type: ignore[no-untyped-def]
+        encoded.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Engine, "open_face", open_face)
+    for missing in ("ffhq256_autoenc", "ffhq256_autoenc_cls"):
+        with pytest.raises(WeightsMissingError) as err:
+            runner.invoke(app, edit, catch_exceptions=False)
+        assert not encoded  # both are found missing before the slow encoding starts
+        message = str(err.value)
+        assert f"'{missing}'" in message
+        [command] = re.findall(r"`(chatface weights import [^`]*)`", message)
+        result = runner.invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, (command, result.output)
+    result = runner.invoke(app, edit, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "obama_edited.png").is_file() and "random weights" not in result.output
+    assert encoded
