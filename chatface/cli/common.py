@@ -62,9 +62,11 @@ def pick_backend(
     except WeightsMissingError as exc:
         if requested or not fall_back:
             raise
+        from chatface.plugins.tiny import BANNER
+
         console.print(f"[yellow]{exc}[/yellow]")
-        console.print("Falling back to the 'tiny' backend so you can see the whole flow.")
-        name = "tiny"
+        console.print(f"Falling back to the 'tiny' backend so you can see the whole flow. {BANNER}")
+        return "tiny"
     warn_if_random(engine, name)
     return name
 

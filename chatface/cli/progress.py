@@ -15,7 +15,9 @@ def progress_bar(
 ) -> Iterator[Callable[[int, int], None]]:
     """Yield a callback that moves one bar; the bar goes to stderr so stdout stays clean.
 
-    A finished bar stays on screen; one interrupted by an error is removed.
+    A bar that moved and finished stays on screen. One interrupted by an error is
+    removed, so the error is what the user sees; so is one that never moved (the work
+    needed no steps, e.g. an undo that shows a stored image).
     """
     columns = (
         TextColumn("{task.description}"),
@@ -23,18 +25,26 @@ def progress_bar(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    moved = False
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task(description, total=total)
 
         def report(done: int, steps: int) -> None:
+            nonlocal moved
+            moved = True
             progress.update(task, completed=done, total=steps)
 
         try:
             yield report
         except BaseException:
-            # The error is what matters: clear the unfinished bar instead of leaving it above
-            # (and, with disable, skip the blank line rich adds for non-terminals).
-            progress.live.transient = True
-            progress.live.stop()
-            progress.disable = True
+            _remove(progress)
             raise
+        if not moved:
+            _remove(progress)
+
+
+def _remove(progress: Progress) -> None:
+    # With disable set, Progress.__exit__ also skips the blank line it adds for non-terminals.
+    progress.live.transient = True
+    progress.live.stop()
+    progress.disable = True
