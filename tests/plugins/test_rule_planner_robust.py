@@ -85,6 +85,17 @@ def test_hostile_messages_are_chat_not_edits(planner) -> None:
         assert result.action == "chat", message
 
 
+@pytest.mark.parametrize(
+    ("message", "strength"),
+    [("smile' OR '1'='1", 0.5), ("smile or 1", 0.5), ("smile and 1", 0.5), ("smile 1=1", 0.5),
+     ("add a smile 1 2 3", 0.5), ("smile 1", 1.0), ("smile = 1", 1.0), ("smile to 1", 1.0),
+     ("1 smile", 1.0), ("smile, 30%", 0.3), ("older and 0.3 smile", 0.3)],
+)  # fmt: skip
+def test_only_a_number_tied_to_the_attribute_sets_its_strength(planner, message, strength):
+    result = planner.plan(message, PlanContext(ATTRS, SessionState(), ()))
+    assert {op.attribute: op.strength for op in result.edits}["smile"] == pytest.approx(strength)
+
+
 def test_odd_contexts_and_arguments_do_not_crash(planner) -> None:
     odd_state = SessionState({"smile": float("nan"), "unknown": 0.5, "age": 1.0})
     odd_attributes = (
