@@ -29,7 +29,14 @@ class StorageError(ChatFaceError):
 
 
 class WeightsMissingError(ChatFaceError):
-    """Model weights needed for an operation are not installed."""
+    """Model weights needed for an operation are not installed.
+
+    ``weights`` names them when known, so a front end can offer to download them.
+    """
+
+    def __init__(self, message: str, weights: str | None = None) -> None:
+        super().__init__(message)
+        self.weights = weights
 
 
 class ImageError(ChatFaceError):

@@ -26,7 +26,16 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHATFACE_HOME", str(home))
     # Tests never load installed third-party plugins unless they ask to.
     monkeypatch.setenv("CHATFACE_LOAD_PLUGINS", "")
+    # Tests never download: the Hub points at a closed port unless a test starts a fake
+    # one, and Google Drive (gdown) cannot be reached.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("gdown.download_folder", _no_google_drive)
     return home
+
+
+def _no_google_drive(**kwargs: object) -> list[str]:
+    raise ConnectionError("Google Drive cannot be reached from the tests")
 
 
 @pytest.fixture

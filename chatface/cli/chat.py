@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from chatface.cli.common import (
+    DOWNLOAD_HELP,
     check_writable,
     console,
     make_engine,
@@ -35,6 +36,7 @@ def chat(
         None, "--output", "-o", help="Folder for the results (default: chat-PHOTO/)."
     ),
     backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
+    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
 ) -> None:
     """Chat with chatface about a photo: each message edits it; undo, redo and reset work.
 
@@ -53,7 +55,7 @@ def chat(
     data, image = read_photo(engine, photo)
     folder = output or Path(f"chat-{photo.stem}")
     check_writable(folder / "001.png")
-    name = pick_backend(engine, backend, fall_back=True)
+    name = pick_backend(engine, backend, fall_back=True, download=download)
     opened = open_face(engine, image, 0, name, None)
     user, chat_id = getpass.getuser(), f"terminal:{photo.resolve()}"
     with Store.from_config(engine.config) as store:

@@ -7,11 +7,14 @@ time and shows as one error line.
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 
 from chatface.cli.progress import progress_bar
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True, highlight=False)
 
+DOWNLOAD_HELP = "Download missing weights without asking (on a terminal chatface asks)."
+
 
 def make_engine() -> Engine:
     from chatface.engine.editor import Engine
@@ -33,13 +38,19 @@ def make_engine() -> Engine:
 
 
 def warn_if_random(engine: Engine, backend: str) -> None:
-    if backend == "tiny":
+    if engine.is_random(backend):
+        from chatface.engine.editor import random_weights_banner
         from chatface.engine.weights import install_hint
-        from chatface.plugins.tiny import BANNER
 
         name = engine.config["engine.weights"]
-        hint = install_hint(name, engine.config)
-        console.print(f"[bold yellow]{BANNER}[/bold yellow] Real edits need '{name}'. {hint}")
+        banner = random_weights_banner(backend)
+        console.print(f"[bold yellow]{banner}[/bold yellow] Real edits need '{name}'.")
+        console.print(install_hint(name))
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: a terminal on both ends, and not CI."""
+    return sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def pick_backend(
@@ -48,25 +59,45 @@ def pick_backend(
     attributes: Iterable[str] | None = None,
     *,
     fall_back: bool = False,
+    download: bool = False,
 ) -> str:
     """The backend to use, loaded now with the directions of ``attributes`` (default: all),
     so that missing weights stop us before any work.
 
-    With ``fall_back``, a default backend whose weights are missing gives way to the
-    random-weight 'tiny' backend (saying so), so that a new user sees the whole flow; a
-    backend the user asked for by name never does.
+    Missing weights a plugin declares are downloaded with ``download``, or after asking
+    when a person is at a terminal. Otherwise, with ``fall_back``, a default backend
+    whose weights are missing gives way to a random-weight one (saying so), so that a
+    new user sees the whole flow; a backend asked for by name never does. Nothing is
+    ever downloaded without a terminal or ``--download`` (tests, scripts, CI).
     """
-    name = requested or engine.config["engine.backend"]
-    try:
-        engine.check_ready(name, attributes)
-    except WeightsMissingError as exc:
-        if requested or not fall_back:
-            raise
-        from chatface.plugins.tiny import BANNER
+    from chatface.cli.weights import about, download_with_progress
 
-        console.print(f"[yellow]{exc}[/yellow]")
-        console.print(f"Falling back to the 'tiny' backend so you can see the whole flow. {BANNER}")
-        return "tiny"
+    name = requested or engine.config["engine.backend"]
+    fetched: set[str] = set()
+    while True:
+        try:
+            engine.check_ready(name, attributes)
+            break
+        except WeightsMissingError as exc:
+            spec = engine.weights_specs().get(exc.weights or "")
+            if spec is not None and spec.name not in fetched:
+                question = f"Download {about(spec)} now?"
+                if download or (interactive() and typer.confirm(question, default=True)):
+                    fetched.add(spec.name)
+                    download_with_progress(engine, spec.name)
+                    continue
+            stand_ins = sorted(engine.registry.random_backends)
+            if requested or not fall_back or not stand_ins:
+                raise
+            from chatface.engine.editor import random_weights_banner
+
+            engine.check_ready(stand_ins[0], attributes)
+            console.print(f"[yellow]{exc}[/yellow]")
+            console.print(
+                f"Falling back to the '{stand_ins[0]}' backend so you can see the whole flow "
+                f"(`--download` fetches the weights). {random_weights_banner(stand_ins[0])}"
+            )
+            return stand_ins[0]
     warn_if_random(engine, name)
     return name
 

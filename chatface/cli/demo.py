@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from chatface.cli.common import (
+    DOWNLOAD_HELP,
     check_writable,
     console,
     make_engine,
@@ -23,7 +24,7 @@ from chatface.engine.types import EditOp, EditPlan
 from chatface.errors import ChatFaceError
 
 DEMO_EDITS = (EditOp("smile", 0.6), EditOp("age", 0.4))
-# Inverting with few steps keeps the random-weight demo quick; its output is noise anyway.
+# Inverting with few steps keeps a random-weight demo quick; its output is noise anyway.
 TINY_ENCODE_STEPS = 20
 
 
@@ -42,11 +43,13 @@ def demo(
         None, "--photo", help="Another photo instead of the example."
     ),
     steps: int | None = typer.Option(None, "--steps", min=1, help="DDIM steps per render."),
+    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
 ) -> None:
     """Edit an example photo (smile, older), undo it, and write before/after images.
 
-    Uses the configured backend when its weights are installed, else the random-weight
-    'tiny' backend (with a banner saying so). The session is stored like a chat, so
+    Uses the configured backend when its weights are installed; else offers to download
+    them (on a terminal; --download without asking), else uses the random-weight 'tiny'
+    backend (with a banner saying so). The session is stored like a chat, so
     `chatface history` shows it.
 
     Example: chatface demo -o demo-output
@@ -58,8 +61,8 @@ def demo(
     source = photo or example_photo()
     data, image = read_photo(engine, source)
     check_writable(output / "before.png")
-    name = pick_backend(engine, backend, fall_back=True)
-    encode_steps = TINY_ENCODE_STEPS if name == "tiny" else None
+    name = pick_backend(engine, backend, fall_back=True, download=download)
+    encode_steps = TINY_ENCODE_STEPS if engine.is_random(name) else None
     opened = open_face(engine, image, 0, name, encode_steps)
     plan = EditPlan("edit", DEMO_EDITS, steps, reply="Adding a smile and a few years.")
 

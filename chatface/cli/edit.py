@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from chatface.cli.common import (
+    DOWNLOAD_HELP,
     check_output_image,
     check_writable,
     console,
@@ -72,8 +73,12 @@ def edit(
     gif: bool = typer.Option(
         False, "--gif", help="Also write an animated GIF from original to edit."
     ),
+    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
 ) -> None:
     """Edit the face in a photo and write the whole photo with the face changed.
+
+    Without weights for the default backend, chatface offers to download them (on a
+    terminal; --download without asking), else uses the random-weight 'tiny' backend.
 
     Example: chatface edit portrait.jpg --set smile=0.5 --set age=0.3 -o older_smiling.png
     """
@@ -96,7 +101,7 @@ def edit(
     _, image = read_photo(engine, photo)
     output = output or Path(f"{photo.stem}_edited.png")
     check_output_image(output)
-    backend = pick_backend(engine, backend, state.strengths)
+    backend = pick_backend(engine, backend, state.strengths, fall_back=True, download=download)
     opened = open_face(engine, image, face, backend, encode_steps)
     with progress_bar("Rendering the edit") as report:
         result = engine.render(opened, state, steps=steps, progress=report)

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chatface.config import load_config
-
 if TYPE_CHECKING:
+    from chatface.engine.editor import Engine
+    from chatface.engine.types import WeightsSpec
     from chatface.engine.weights import WeightsInfo
 
 app = typer.Typer(
@@ -28,6 +28,11 @@ NETWORK_CONFIG = typer.Option(
 )
 STATS = typer.Option(
     None, "--stats", help="latent.pkl with conds_mean/conds_std (default: found next to PATH)."
+)
+TRUST_PICKLE = typer.Option(
+    False,
+    "--trust-pickle",
+    help="Allow full unpickling, which can run code from the file. Only for files you trust.",
 )
 
 
@@ -56,28 +61,24 @@ def import_(
     ),
     config: Path | None = NETWORK_CONFIG,
     stats: Path | None = STATS,
-    trust_pickle: bool = typer.Option(
-        False,
-        "--trust-pickle",
-        help="Allow full unpickling, which can run code from the file. Only for files you trust.",
-    ),
+    trust_pickle: bool = TRUST_PICKLE,
     json_: bool = JSON,
 ) -> None:
     """Convert a checkpoint into safetensors under the data directory, checked strictly.
 
-    From an official last.ckpt the EMA weights are kept; latent.pkl next to it is read too.
-
-    Files holding pickled objects can run code: they need --trust-pickle.
+    The plugin that declares the weights NAME imports them (`chatface plugins` lists
+    them); from an official last.ckpt the EMA weights are kept, latent.pkl next to it is
+    read too. Files holding pickled objects can run code: they need --trust-pickle.
 
     Example: chatface weights import checkpoints/ffhq256_autoenc/last.ckpt --trust-pickle
     """
-    from chatface.engine.weights import import_weights
+    from chatface.cli.common import make_engine
 
     console = Console(stderr=json_)
+    engine = make_engine()
+    options = {"config": config, "stats": stats}
     with console.status(f"Importing {path} ..."):
-        info = import_weights(
-            path, name=name, config_path=config, stats_path=stats, trust_pickle=trust_pickle
-        )
+        info = engine.import_weights(path, name=name, options=options, trust_pickle=trust_pickle)
     if json_:
         typer.echo(json.dumps(info.to_dict(), indent=2))
     else:
@@ -86,15 +87,48 @@ def import_(
 
 @app.command("download")
 def download(
-    name: str = typer.Argument(..., help="Weights name, e.g. ffhq256_autoenc."),
-    source: str | None = typer.Option(
-        None, "--from", help="Base URL (https://... or hf://owner/repo); default: weights.base_url."
+    names: list[str] = typer.Argument(
+        None, help="Weights to download (default: those the default backend needs)."
     ),
+    source: str | None = typer.Option(
+        None,
+        "--from",
+        help="Only this source: hf://owner/repo[@rev], gdrive://FOLDER_ID or an https:// "
+        "base URL (default: weights.base_url, then each plugin's sources).",
+    ),
+    trust_pickle: bool = TRUST_PICKLE,
 ) -> None:
-    """Download weights from the configured mirror and check every sha256 before installing.
+    """Download weights, check every file and install them; an interrupted download resumes.
 
-    Example: chatface weights download ffhq256_autoenc --from hf://owner/repo
+    Sources are tried in turn; files are recognised by what they hold, checked strictly
+    and converted to safetensors. `chatface weights list --all` shows what can be
+    downloaded.
+
+    Example: chatface weights download
     """
+    from chatface.cli.common import make_engine
+
+    engine = make_engine()
+    specs = engine.weights_specs()
+    wanted = names or [name for name, spec in specs.items() if spec.default]
+    for name in wanted:
+        if name in specs:
+            Console(stderr=True).print(f"Downloading {about(specs[name])}", highlight=False)
+        info = download_with_progress(engine, name, source, trust_pickle)
+        _print_installed(Console(), info)
+
+
+def about(spec: WeightsSpec) -> str:
+    """``'name' (about N MB, from A, then B)``: what a download will fetch, and from where."""
+    where = ", then ".join(source.describe() for source in spec.sources)
+    size = f"about {spec.download_mb} MB" if spec.download_mb else "size unknown"
+    return f"'{spec.name}' ({size}, from {where or 'the configured source'})"
+
+
+def download_with_progress(
+    engine: Engine, name: str, source: str | None = None, trust_pickle: bool = False
+) -> WeightsInfo:
+    """Download one set of weights with a progress bar per file (to stderr)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -103,16 +137,9 @@ def download(
         TransferSpeedColumn,
     )
 
-    from chatface.engine.weights import download as download_weights
-
-    console = Console()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn())  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True)) as progress:
         tasks: dict[str, int] = {}
 
         def report(file: str, done: int, total: int | None) -> None:
@@ -120,36 +147,57 @@ def download(
                 tasks[file] = progress.add_task(file, total=total)
             progress.update(tasks[file], completed=done, total=total)
 
-        info = download_weights(name, base_url=source, progress=report)
-    _print_installed(console, info)
+        return engine.download_weights(
+            name, source=source, trust_pickle=trust_pickle, progress=report
+        )
 
 
 @app.command("list")
-def list_(json_: bool = JSON) -> None:
+def list_(
+    json_: bool = JSON,
+    show_all: bool = typer.Option(
+        False, "--all", help="Also list the weights plugins declare that are not installed."
+    ),
+) -> None:
     """List installed weights: name, kind, size, where they came from.
 
-    Example: chatface weights list --json
+    Example: chatface weights list --all
     """
+    from chatface.cli.common import make_engine
     from chatface.engine.weights import list_weights, weights_root
 
-    settings = load_config()
-    found = list_weights(settings)
+    engine = make_engine()
+    found = list_weights(engine.config)
+    missing = []
+    if show_all:
+        installed = {info.name for info in found}
+        missing = [s for n, s in sorted(engine.weights_specs().items()) if n not in installed]
     if json_:
-        typer.echo(json.dumps([info.to_dict() for info in found], indent=2))
+        rows = [info.to_dict() | {"installed": True} for info in found]
+        rows += [
+            {"name": spec.name, "installed": False, "description": spec.description,
+             "download_mb": spec.download_mb, "sources": [s.describe() for s in spec.sources]}
+            for spec in missing
+        ]  # fmt: skip
+        typer.echo(json.dumps(rows, indent=2))
         return
     console = Console()
-    if not found:
+    if not found and not missing:
         console.print(
-            f"No weights installed in {weights_root(settings)}. "
-            "See `chatface weights import --help`.",
+            f"No weights installed in {weights_root(engine.config)}. "
+            "`chatface weights download` gets the default ones; `--all` lists the others.",
             highlight=False,
         )
         return
     table = Table("name", "kind", "size", "source", "installed")
     for info in found:
-        source = info.source.get("file") or info.source.get("url") or ""
+        source = info.source.get("from") or info.source.get("file") or ""
         when = info.imported_at[:16].replace("T", " ")
         table.add_row(info.name, info.kind, _size(info.size_bytes), source, when)
+    for spec in missing:
+        size = f"~{spec.download_mb} MB" if spec.download_mb else "?"
+        first = spec.sources[0].describe() if spec.sources else ""
+        table.add_row(spec.name, "", size, first, "no: `chatface weights download NAME`")
     console.print(table)
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatface.config import Config, load_config
 from chatface.engine.plugins import ChatFacePluginManager, make_plugin_manager
@@ -27,6 +27,7 @@ from chatface.engine.types import (
     Planner,
     Progress,
     SessionState,
+    WeightsSpec,
 )
 from chatface.errors import PluginError
 
@@ -35,9 +36,14 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from chatface.engine.faces import AlignedFace
+    from chatface.engine.weights import ProgressFn, WeightsInfo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def random_weights_banner(backend: str) -> str:
+    return f"The '{backend}' backend has random weights: its output is noise, not a real edit."
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,57 @@ class Engine:
             entry = _registered(self.registry.backends, "backend", name)
             self._backends[name] = entry.value(self.config)
         return self._backends[name]
+
+    def is_random(self, backend: str) -> bool:
+        """Whether ``backend`` was registered with random weights (its output is noise)."""
+        return backend in self.registry.random_backends
+
+    def weights_specs(self) -> dict[str, WeightsSpec]:
+        """Every set of weights the loaded plugins declare, by name."""
+        return {name: entry.value for name, entry in self.registry.weights.items()}
+
+    def import_weights(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        trust_pickle: bool = False,
+    ) -> WeightsInfo:
+        """Convert a checkpoint file with the importer of the plugin that owns it."""
+        from chatface.engine import weights
+        from chatface.engine.checkpoints import read_checkpoint
+
+        if name is not None:
+            weights.weights_dir(name, self.config)  # a bad name fails before any reading
+        checkpoint = read_checkpoint(path, trust_pickle=trust_pickle)
+        name = name or weights.default_name(checkpoint.path)
+        importer = weights.pick_importer(checkpoint, name, self.weights_specs())
+        options = {**(options or {}), "trust_pickle": trust_pickle}
+        return weights.import_checkpoint(
+            checkpoint, importer, name=name, options=options, settings=self.config
+        )
+
+    def download_weights(
+        self,
+        name: str,
+        *,
+        source: str | None = None,
+        trust_pickle: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> WeightsInfo:
+        """Download the registered weights ``name`` (see ``engine.weights_download``)."""
+        from chatface.engine.checkpoints import WeightsError
+        from chatface.engine.weights_download import download
+
+        specs = self.weights_specs()
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none"
+            raise WeightsError(f"No plugin declares weights called '{name}' (known: {known}).")
+        return download(
+            specs[name], source=source, trust_pickle=trust_pickle, progress=progress,
+            settings=self.config,
+        )  # fmt: skip
 
     def check_ready(
         self, backend: str | None = None, attributes: Iterable[str] | None = None

@@ -17,7 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from chatface.config import Config
-    from chatface.engine.types import Backend, DirectionProvider, Planner
+    from chatface.engine.types import Backend, DirectionProvider, Planner, WeightsSpec
 
 PROJECT_NAME = "chatface"
 
@@ -29,7 +29,7 @@ PlannerFactory = Callable[["Config"], "Planner"]
 
 
 @hookspec
-def chatface_register_backends(register: Callable[[str, BackendFactory], None]) -> None:
+def chatface_register_backends(register: Callable[..., None]) -> None:
     """Register inversion backends.
 
     Call ``register(name, factory)`` once per backend. ``name`` is a short
@@ -38,7 +38,9 @@ def chatface_register_backends(register: Callable[[str, BackendFactory], None]) 
     :class:`chatface.engine.types.Backend` protocol: ``image_size``,
     ``latent_dim``, ``encode(images, steps, progress) -> Latents`` and
     ``render(latents, condition_schedule, steps, progress) -> images``. Do not
-    load weights at registration time.
+    load weights at registration time. A backend whose weights are random (a
+    stand-in for trying the flow offline) registers with
+    ``register(name, factory, random_weights=True)``, so every front end says so.
     """
 
 
@@ -67,6 +69,22 @@ def chatface_register_planners(register: Callable[[str, PlannerFactory], None]) 
     :class:`chatface.engine.types.PlanContext` (available attributes, current
     session state, recent turns). The plan must follow the plan contract
     (docs/planners.md); the engine validates it.
+    """
+
+
+@hookspec
+def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
+    """Declare the model weights this plugin's backends or providers load.
+
+    Call ``register(spec)`` once per set of weights with a
+    :class:`chatface.engine.types.WeightsSpec`: its ``name`` (the folder under
+    ``<data dir>/weights``, which the plugin's code passes to
+    ``chatface.engine.weights.require``), a description, an ``importer`` (an object with
+    ``recognises(checkpoint)`` and ``convert(checkpoint, staging, name=, options=)``;
+    see :class:`chatface.engine.types.WeightsImporter`), the ``sources`` to download it
+    from, its approximate size and where a person can get it by hand. ``chatface
+    weights import`` and ``download`` then work for it; the engine keeps the manifest,
+    the transport, the hashing and the atomic install.
     """
 
 

@@ -16,13 +16,15 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from chatface.engine.types import Attribute, DirectionProvider
+from chatface.engine.types import Attribute, DirectionProvider, WeightsSource, WeightsSpec
 from chatface.errors import PluginError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+WEIGHTS_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SOURCE_KINDS = ("huggingface", "gdrive", "url")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Registry:
     """Everything registered by the loaded plugins, keyed by name."""
 
     backends: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    random_backends: set[str] = field(default_factory=set)  # registered random_weights=True
+    weights: dict[str, Registered[WeightsSpec]] = field(default_factory=dict)
     planners: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     providers: dict[str, Registered[DirectionProvider]] = field(default_factory=dict)
     # The vocabulary planners see: each attribute name with its first declaration.
@@ -85,6 +89,7 @@ class Registry:
             "directions": providers,
             "attributes": sorted({a for p in providers for a in self.provider_attributes[p]}),
             "planners": pick(self.planners),
+            "weights": pick(self.weights),
         }
 
     def raise_for_problems(self) -> None:
@@ -120,25 +125,31 @@ def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str,
     table = registry.backends if kind == "backend" else registry.planners
 
     def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
-        def register(name: str, factory: Callable[..., Any]) -> None:
-            if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        def register(name: str, factory: Callable[..., Any], **flags: Any) -> None:
+            allowed = {"random_weights"} if kind == "backend" else set()
+            if unknown := sorted(set(flags) - allowed):
+                message = f"{kind} {name!r}: unknown option(s) {', '.join(unknown)}"
+                registry.problems.append(Problem(plugin, hook, message))
+            elif not isinstance(name, str) or not NAME_PATTERN.match(name):
                 message = f"{kind} name {name!r} must be lower-case letters, digits and _"
                 registry.problems.append(Problem(plugin, hook, message))
             elif not callable(factory):
                 message = f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
                 registry.problems.append(Problem(plugin, hook, message))
             else:
-                items.append((name, factory))
+                items.append((name, factory, bool(flags.get("random_weights"))))
 
         return register
 
-    def accept(plugin: str, item: tuple[str, Callable[..., Any]]) -> None:
-        name, factory = item
+    def accept(plugin: str, item: tuple[str, Callable[..., Any], bool]) -> None:
+        name, factory, random_weights = item
         if name in table:
             message = f"{kind} {name!r} is already registered by plugin {table[name].plugin}"
             registry.problems.append(Problem(plugin, hook, message))
         else:
             table[name] = Registered(factory, plugin)
+            if random_weights:
+                registry.random_backends.add(name)
 
     _call_each(pm, hook, registry, make_register, accept)
 
@@ -217,12 +228,53 @@ def _accept_attribute(registry: Registry, plugin: str, provider: str, attribute:
             registry.problems.append(Problem(plugin, hook, message, severity="warning"))
 
 
+def _check_weights_spec(spec: Any) -> WeightsSpec:
+    if not isinstance(spec, WeightsSpec):
+        raise ValueError(f"register() takes a WeightsSpec, got {type(spec).__name__}")
+    if not isinstance(spec.name, str) or not WEIGHTS_NAME_PATTERN.match(spec.name):
+        raise ValueError(f"weights name {spec.name!r} must be letters, digits, '_', '-', '.'")
+    for method in ("recognises", "convert"):
+        if not callable(getattr(spec.importer, method, None)):
+            raise ValueError(f"weights {spec.name!r}: the importer has no {method}() method")
+    for source in spec.sources:
+        if not isinstance(source, WeightsSource) or source.kind not in SOURCE_KINDS:
+            raise ValueError(
+                f"weights {spec.name!r}: sources must be WeightsSource of kind "
+                f"{', '.join(SOURCE_KINDS)}, got {source!r}"
+            )
+    return spec
+
+
+def _weights_hook(pm: pluggy.PluginManager, registry: Registry) -> None:
+    hook = "chatface_register_weights"
+
+    def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
+        def register(spec: WeightsSpec) -> None:
+            try:
+                items.append(_check_weights_spec(spec))
+            except Exception as exc:
+                registry.problems.append(Problem(plugin, hook, str(exc)))
+
+        return register
+
+    def accept(plugin: str, spec: WeightsSpec) -> None:
+        if spec.name in registry.weights:
+            owner = registry.weights[spec.name].plugin
+            message = f"weights {spec.name!r} are already registered by plugin {owner}"
+            registry.problems.append(Problem(plugin, hook, message))
+        else:
+            registry.weights[spec.name] = Registered(spec, plugin)
+
+    _call_each(pm, hook, registry, make_register, accept)
+
+
 def collect(pm: pluggy.PluginManager) -> Registry:
     """Call every registration hook and return what was validly registered."""
     registry = Registry()
     _named_factory_hook(pm, registry, "chatface_register_backends", "backend")
     _directions_hook(pm, registry)
     _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
+    _weights_hook(pm, registry)
     # One warning per provider and missing backend, not one per attribute.
     missing: dict[tuple[str, str], list[str]] = {}
     for name, backends in registry.attribute_backends.items():

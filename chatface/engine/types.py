@@ -242,3 +242,82 @@ class Planner(Protocol):
     """Turns a chat message into an EditPlan."""
 
     def plan(self, message: str, context: PlanContext) -> EditPlan: ...
+
+
+# --- model weights that plugins declare --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file read without running pickled code (``engine.checkpoints``).
+
+    ``tensors``: every tensor of its state dict (or of the file); ``hyper_parameters``:
+    a Lightning checkpoint's training settings (inert stand-ins for unknown classes);
+    ``metadata``: a safetensors file's metadata.
+    """
+
+    path: Any  # pathlib.Path
+    tensors: Mapping[str, Any]
+    hyper_parameters: Any = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImportedWeights:
+    """What an importer wrote into the staging folder: the installed files' sha256s."""
+
+    kind: str  # e.g. "autoencoder", "classifier": shown by `chatface weights list`
+    files: Mapping[str, str]  # file name -> sha256
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # more manifest fields
+
+
+@runtime_checkable
+class WeightsImporter(Protocol):
+    """Turns a plugin's checkpoints into the files its code loads."""
+
+    def recognises(self, checkpoint: Checkpoint) -> bool:
+        """Whether ``checkpoint`` looks like this importer's kind (keys, not names)."""
+        ...
+
+    def convert(
+        self, checkpoint: Checkpoint, staging: Any, *, name: str, options: Mapping[str, Any]
+    ) -> ImportedWeights:
+        """Check ``checkpoint`` strictly and write the installed files into ``staging``
+        (with ``chatface.engine.weights.write_tensors``/``write_json``); raise
+        ``WeightsError`` saying what does not fit. ``options`` holds importer options from
+        the command line (e.g. ``config``, ``stats`` paths) and ``trust_pickle``."""
+        ...
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where weights can be downloaded from.
+
+    ``kind``: ``"huggingface"`` (``location`` = ``owner/repo[@revision]``), ``"gdrive"``
+    (a Google Drive folder id) or ``"url"`` (a base URL serving ``<name>/SHA256SUMS`` and
+    the files it lists). Files are found at download time and recognised by the importer,
+    so no file name is guessed.
+    """
+
+    kind: str
+    location: str
+    label: str = ""  # e.g. "the authors' Google Drive"
+
+    def describe(self) -> str:
+        where = {"huggingface": "Hugging Face", "gdrive": "Google Drive"}.get(self.kind, "")
+        shown = f"{self.location} on {where}" if where else self.location
+        return f"{shown} ({self.label})" if self.label else shown
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """A set of weights a plugin needs: its name, how to get it, how to import it."""
+
+    name: str  # the folder under <data dir>/weights, e.g. "ffhq256_autoenc"
+    description: str
+    importer: WeightsImporter
+    sources: tuple[WeightsSource, ...] = ()
+    download_mb: int = 0  # approximate, shown before a download
+    manual_url: str = ""  # where a person can get the files by hand
+    default: bool = False  # fetched by `chatface weights download` without names

@@ -1,16 +1,16 @@
 """Model weights on disk: where they live, their manifests, verify, remove, require.
 
-Each installed set lives in ``<data dir>/weights/<name>/`` with a ``manifest.json``
-that records the sha256 of every file. An autoencoder is ``model.safetensors`` (the
-EMA weights, official key names without the ``ema_model.`` prefix), ``config.json``
-(the network configuration) and optionally ``latent_stats.safetensors``; a classifier
-is ``classifier.safetensors``. docs/weights.md describes the layout and the commands.
+Generic: the files themselves belong to the plugins that use them. A plugin declares
+each set of weights as a :class:`~chatface.engine.types.WeightsSpec` (hook
+``chatface_register_weights``) with an importer that converts checkpoints into the
+files its code loads, and the sources to download them from.
 
-Getting weights: :func:`import_weights` converts a checkpoint without running pickled
-code unless asked (:mod:`chatface.engine.weights_import`); :func:`download` fetches a
-configured mirror (:mod:`chatface.engine.weights_download`). Both write into a hidden
-staging directory that replaces the old version in one rename, so an interrupted
-import or download leaves the previous version intact.
+Each installed set lives in ``<data dir>/weights/<name>/`` with a ``manifest.json``
+that records the sha256 of every file. :func:`import_checkpoint` runs an importer into a
+hidden staging directory that replaces the old version in one rename, so an interrupted
+import or download leaves the previous version intact; :mod:`.weights_download`
+fetches checkpoints and feeds them through the same path. docs/weights.md describes
+the layout and the commands.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,34 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 from chatface import __version__
 from chatface.config import Config, load_config
-from chatface.errors import ChatFaceError, WeightsMissingError
+from chatface.engine.checkpoints import UnsafeCheckpointError, WeightsError  # noqa: F401 (API)
+from chatface.engine.types import Checkpoint, WeightsImporter, WeightsSpec
+from chatface.errors import WeightsMissingError
 
 if TYPE_CHECKING:
     import torch
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-STATS_FILE = "latent_stats.safetensors"
-CLASSIFIER_FILE = "classifier.safetensors"
 MANIFEST_FILE = "manifest.json"
 SUMS_FILE = "SHA256SUMS"
-# No credible HTTPS mirror of the official weights in this layout exists (docs/weights.md).
-DEFAULT_BASE_URL = ""
-OFFICIAL_CHECKPOINTS = "https://github.com/phizaz/diffae#checkpoints"
 
 # (file name, bytes done, total bytes or None when the server does not say)
 ProgressFn = Callable[[str, int, int | None], None]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_CHUNK = 1 << 20
-
-
-class WeightsError(ChatFaceError):
-    """A weights file cannot be imported, downloaded, verified or removed."""
-
-
-class UnsafeCheckpointError(WeightsError):
-    """The checkpoint holds pickled Python objects; loading it could run code."""
 
 
 class DownloadError(WeightsError):
@@ -70,7 +56,7 @@ class WeightsInfo:
     """One installed set of weights, as its manifest describes it."""
 
     name: str
-    kind: str  # "autoencoder" | "classifier"
+    kind: str  # what the importer made, e.g. "autoencoder", "classifier"
     path: Path
     files: dict[str, str]  # file name -> sha256
     source: dict[str, Any]
@@ -130,16 +116,12 @@ def import_command(name: str) -> str:
     return f"chatface weights import checkpoints/{name}/last.ckpt --name {name} --trust-pickle"
 
 
-def install_hint(name: str, settings: Config | None = None) -> str:
+def install_hint(name: str) -> str:
     """How to install the weights ``name``, naming only commands that work as printed."""
-    settings = settings or load_config()
-    by_hand = (
-        f"download the official checkpoint folder {name} (links in docs/weights.md and at "
-        f"{OFFICIAL_CHECKPOINTS}) into checkpoints/ and run `{import_command(name)}`"
+    return (
+        f"Install them with `chatface weights download {name}`, or from the official files "
+        f"(docs/weights.md) with `{import_command(name)}`."
     )
-    if (settings["weights.base_url"] or DEFAULT_BASE_URL).strip():
-        return f"Install them with `chatface weights download {name}`, or {by_hand}."
-    return f"Install them: {by_hand}."
 
 
 def _recover(target: Path) -> None:
@@ -174,8 +156,7 @@ def get_info(name: str, settings: Config | None = None) -> WeightsInfo:
     _recover(path)
     if not (path / MANIFEST_FILE).is_file():
         raise WeightsMissingError(
-            f"Model weights '{name}' are not installed (looked in {path}). "
-            + install_hint(name, settings)
+            f"Model weights '{name}' are not installed (looked in {path}). " + install_hint(name)
         )
     return read_info(path)
 
@@ -187,7 +168,8 @@ def require(name: str, settings: Config | None = None) -> Path:
     if missing:
         raise WeightsMissingError(
             f"Model weights '{name}' are incomplete: {', '.join(missing)} missing in "
-            f"{info.path}. " + install_hint(name, settings)
+            f"{info.path}. " + install_hint(name),
+            weights=name,
         )
     return info.path
 
@@ -206,11 +188,8 @@ def list_weights(settings: Config | None = None) -> list[WeightsInfo]:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def verify(name: str, settings: Config | None = None) -> VerifyReport:
@@ -298,42 +277,55 @@ def write_manifest(staging: Path, name: str, kind: str, files: dict[str, str], *
     write_json(staging / MANIFEST_FILE, manifest)
 
 
-# --- getting weights (implemented in their own modules, imported lazily) ---------------
+# --- importing -------------------------------------------------------------------------
 
 
-def import_weights(
-    path: Path | str,
-    *,
-    name: str | None = None,
-    config_path: Path | str | None = None,
-    stats_path: Path | str | None = None,
-    trust_pickle: bool = False,
-    settings: Config | None = None,
-) -> WeightsInfo:
-    """Convert a checkpoint into ``weights/<name>/``; see :mod:`.weights_import`."""
-    from chatface.engine import weights_import
+def default_name(path: Path) -> str:
+    """The weights name a checkpoint path suggests: official layout checkpoints/<name>/last.ckpt."""
+    return path.parent.name if path.stem == "last" else path.stem
 
-    return weights_import.import_weights(
-        path,
-        name=name,
-        config_path=config_path,
-        stats_path=stats_path,
-        trust_pickle=trust_pickle,
-        settings=settings,
+
+def pick_importer(
+    checkpoint: Checkpoint, name: str, specs: Mapping[str, WeightsSpec]
+) -> WeightsImporter:
+    """The importer of the registered weights ``name``, else the first that recognises
+    ``checkpoint`` (so custom names such as a fine-tuned model still import)."""
+    if name in specs:
+        return specs[name].importer
+    importers = list({id(s.importer): s.importer for s in specs.values()}.values())
+    for importer in importers:
+        if importer.recognises(checkpoint):
+            return importer
+    known = ", ".join(sorted(specs)) or "none"
+    raise WeightsError(
+        f"{checkpoint.path} is not a kind of checkpoint any plugin imports (registered "
+        f"weights: {known}). Check the file, or install the plugin that uses it."
     )
 
 
-def download(
+def import_checkpoint(
+    checkpoint: Checkpoint,
+    importer: WeightsImporter,
+    *,
     name: str,
-    *,
-    base_url: str | None = None,
-    timeout_s: float | None = None,
-    progress: ProgressFn | None = None,
+    options: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
     settings: Config | None = None,
 ) -> WeightsInfo:
-    """Fetch and verify ``<base>/<name>/*``; see :mod:`.weights_download`."""
-    from chatface.engine import weights_download
-
-    return weights_download.download(
-        name, base_url=base_url, timeout_s=timeout_s, progress=progress, settings=settings
-    )
+    """Convert ``checkpoint`` with ``importer`` and install it as ``name``, atomically."""
+    target = weights_dir(name, settings)
+    source = dict(source or {"file": checkpoint.path.name})
+    source.setdefault("sha256", sha256_file(checkpoint.path))
+    with staging_dir(target.parent, name) as staging:
+        result = importer.convert(checkpoint, staging, name=name, options=dict(options or {}))
+        write_manifest(
+            staging,
+            name,
+            result.kind,
+            dict(result.files),
+            source=source,
+            notes=list(result.notes),
+            **dict(result.extra),
+        )
+        install_from_staging(staging, target)
+    return read_info(target)

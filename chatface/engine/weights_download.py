@@ -1,99 +1,275 @@
-"""Download weights from a configured source: ``<base>/<name>/<file>`` plus a SHA256SUMS.
+"""Downloading the weights a plugin declares: from its sources, resumable, checked.
 
-The base URL (setting ``weights.base_url``) is plain HTTP(S) or ``hf://owner/repo`` for a
-public Hugging Face repository. Every file is streamed into a hidden staging directory,
-checked against ``<base>/<name>/SHA256SUMS`` and installed only when all files match, so
-a failed or interrupted download leaves nothing behind and the previous version intact.
+A :class:`~chatface.engine.types.WeightsSpec` lists sources; ``--from`` (or the
+``weights.base_url`` setting, tried first) adds one. Each kind fetches files into
+``<data dir>/weights/.downloads/<name>/<source>/``:
+
+- ``url``: ``<base>/<name>/SHA256SUMS`` lists the files; each must match its sum.
+- ``huggingface``: the repository's files are listed with huggingface_hub (endpoint from
+  ``HF_ENDPOINT``, token from ``HF_TOKEN``, read at call time), checkpoint candidates are
+  picked by name, and each is checked against the sha256 the Hub records for it.
+- ``gdrive``: gdown fetches the folder (and resumes partial files itself).
+
+Files are fetched by our own resumable HTTP loop (a ``Range`` request continues a
+``.part`` file after an interruption or a restart; huggingface_hub only resumes within
+one call and from its last 10 MiB boundary, and checks only the size), hashed with
+hashlib and compared with the expected sha256. No file name is guessed: every
+candidate is read (never unpickled without ``trust_pickle``) and offered to the
+plugin's importer, which checks it strictly against what the plugin loads. The first
+that fits is installed through the same atomic path as ``chatface weights import``;
+the download folder is then removed. If no source works, the error lists why for each
+and names the import command.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
 import re
-import time
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from chatface import __version__
 from chatface.config import Config, load_config
+from chatface.engine.checkpoints import UnsafeCheckpointError, WeightsError, read_checkpoint
+from chatface.engine.types import WeightsSource, WeightsSpec
 from chatface.engine.weights import (
-    CLASSIFIER_FILE,
-    CONFIG_FILE,
-    DEFAULT_BASE_URL,
     MANIFEST_FILE,
-    MODEL_FILE,
-    OFFICIAL_CHECKPOINTS,
     SUMS_FILE,
     DownloadError,
     ProgressFn,
     WeightsInfo,
+    import_checkpoint,
     import_command,
-    install_from_staging,
-    read_info,
-    staging_dir,
-    weights_dir,
-    write_manifest,
+    sha256_file,
+    weights_root,
 )
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
+# Files worth offering to an importer: checkpoints, state dicts, latent statistics.
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors", ".pkl")
+_NETWORK_ERRORS = (OSError, ValueError, http.client.HTTPException)  # URLError is an OSError
 
 
-def _file_url(base: str, name: str, file: str) -> str:
-    if base.startswith("hf://"):
-        from huggingface_hub import hf_hub_url
-
-        repo, _, revision = base[len("hf://") :].strip("/").partition("@")
-        return hf_hub_url(repo, f"{name}/{file}", revision=revision or None)
-    scheme = urllib.parse.urlsplit(base).scheme
-    if scheme not in ("http", "https"):
-        raise DownloadError(f"weights.base_url must be https://..., http://... or hf://: {base}")
-    return f"{base.rstrip('/')}/{urllib.parse.quote(name)}/{urllib.parse.quote(file)}"
-
-
-def _network_error(url: str, name: str, exc: BaseException) -> DownloadError:
-    if isinstance(exc, urllib.error.HTTPError):
-        what = f"answered HTTP {exc.code} {exc.reason}"
-    else:
-        what = f"cannot be reached ({getattr(exc, 'reason', None) or exc})"
-    return DownloadError(
-        f"{url} {what}. If you are offline or the source does not have '{name}', import "
-        f"the official checkpoint instead: `{import_command(name)}` (docs/weights.md)."
+def parse_source(text: str) -> WeightsSource:
+    """``--from``: ``hf://owner/repo[@rev]``, ``gdrive://FOLDER_ID`` or an http(s) base URL."""
+    text = text.strip()
+    if text.startswith("hf://"):
+        return WeightsSource("huggingface", text[len("hf://") :].strip("/"))
+    if text.startswith("gdrive://"):
+        return WeightsSource("gdrive", text[len("gdrive://") :].strip("/"))
+    if urllib.parse.urlsplit(text).scheme in ("http", "https"):
+        return WeightsSource("url", text.rstrip("/"))
+    raise DownloadError(
+        f"Unknown download source {text!r}: use hf://owner/repo[@revision], "
+        "gdrive://FOLDER_ID or an https:// base URL."
     )
 
 
-def _stream(url: str, name: str, dest: Path, timeout: float, progress: ProgressFn | None) -> str:
-    """Download url to dest; return the sha256 of what was written."""
+def sources_for(spec: WeightsSpec, source: str | None, settings: Config) -> list[WeightsSource]:
+    """``--from`` alone when given; else the configured mirror, then the plugin's sources."""
+    if source:
+        return [parse_source(source)]
+    mirror = (settings["weights.base_url"] or "").strip()
+    return ([parse_source(mirror)] if mirror else []) + list(spec.sources)
+
+
+def download(
+    spec: WeightsSpec,
+    *,
+    source: str | None = None,
+    trust_pickle: bool = False,
+    progress: ProgressFn | None = None,
+    settings: Config | None = None,
+) -> WeightsInfo:
+    """Fetch ``spec`` from the first source that has it, check it, install it."""
+    settings = settings or load_config()
+    timeout = float(settings["weights.timeout_s"])
+    failures: list[str] = []
+    for where in sources_for(spec, source, settings):
+        folder = weights_root(settings) / ".downloads" / spec.name / _slug(where)
+        try:
+            files = _FETCHERS[where.kind](where, spec.name, folder, timeout, progress)
+            info = _install_first(spec, files, where, trust_pickle, settings)
+        except UnsafeCheckpointError:
+            raise  # the user must decide; the message names the source and --trust-pickle
+        except WeightsError as exc:
+            logger.info("%s from %s: %s", spec.name, where.describe(), exc)
+            failures.append(f"{where.describe()}: {exc}")
+            continue
+        shutil.rmtree(folder.parent, ignore_errors=True)  # this and other sources' leftovers
+        return info
+    reasons = "".join(f"\n  - {reason}" for reason in failures) or " (no source is known)"
+    raise DownloadError(
+        f"Could not download '{spec.name}':{reasons}\nIf you are offline, get the files by "
+        f"hand ({spec.manual_url or 'docs/weights.md'}) and run `{import_command(spec.name)}`."
+    )
+
+
+def _slug(source: WeightsSource) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{source.kind}-{source.location}")[:120]
+
+
+# --- choosing and installing -------------------------------------------------------------
+
+
+def _candidates(files: Mapping[Path, str | None], name: str) -> list[Path]:
+    """Checkpoint-like files, the likeliest first: named after the weights, then biggest."""
+    found = [p for p in files if p.suffix.lower() in CHECKPOINT_SUFFIXES]
+
+    def rank(path: Path) -> tuple[int, int]:
+        named = name.lower() in str(path).lower()
+        return (0 if named else 1, -path.stat().st_size)
+
+    return sorted(found, key=rank)
+
+
+def _install_first(
+    spec: WeightsSpec,
+    files: Mapping[Path, str | None],
+    where: WeightsSource,
+    trust_pickle: bool,
+    settings: Config,
+) -> WeightsInfo:
+    problems = []
+    for path in _candidates(files, spec.name):
+        try:
+            checkpoint = read_checkpoint(path, trust_pickle=trust_pickle, origin=where.describe())
+            if not spec.importer.recognises(checkpoint):
+                problems.append(f"{path.name}: not this kind of checkpoint")
+                continue
+            source = {
+                "from": where.describe(),
+                "file": path.name,
+                "sha256": files[path] or sha256_file(path),
+            }
+            options = {"trust_pickle": trust_pickle}
+            info = import_checkpoint(
+                checkpoint, spec.importer, name=spec.name, options=options, source=source,
+                settings=settings,
+            )  # fmt: skip
+        except UnsafeCheckpointError:
+            raise
+        except WeightsError as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
+        logger.info("installed %s from %s (%s)", spec.name, where.describe(), path.name)
+        return info
+    shown = "; ".join(problems) if problems else "no checkpoint files"
+    raise WeightsError(f"nothing there fits '{spec.name}' ({shown})")
+
+
+# --- fetching -------------------------------------------------------------------------------
+
+
+def fetch_file(
+    url: str,
+    dest: Path,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    expected_sha256: str | None = None,
+    progress: ProgressFn | None = None,
+) -> str:
+    """Download ``url`` to ``dest`` and return its sha256, resuming a ``.part`` left behind.
+
+    A mismatch with ``expected_sha256`` deletes what was fetched and raises DownloadError;
+    an interrupted transfer keeps the ``.part`` file, so the next call continues it.
+    """
+    if dest.is_file() and expected_sha256 and sha256_file(dest) == expected_sha256:
+        return expected_sha256  # fetched completely in an earlier run
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    offset = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": f"chatface/{__version__}"})
-    network_errors = (OSError, ValueError, http.client.HTTPException)  # URLError is an OSError
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
-    except network_errors as exc:
-        raise _network_error(url, name, exc) from None
-    digest, done = hashlib.sha256(), 0
-    length = response.headers.get("Content-Length")
-    total = int(length) if length and length.isdigit() else None
-    with response, dest.open("wb") as fh:
-        while True:
-            try:
-                chunk = response.read(_CHUNK)
-            except network_errors as exc:
-                raise _network_error(url, name, exc) from None
-            if not chunk:
-                break
-            fh.write(chunk)
-            digest.update(chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(dest.name.removesuffix(".part"), done, total)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return digest.hexdigest()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the .part is already whole (or stale): start over
+            part.unlink()
+            return fetch_file(
+                url, dest, timeout=timeout, headers=headers,
+                expected_sha256=expected_sha256, progress=progress,
+            )  # fmt: skip
+        raise _network_error(url, exc) from None
+    except _NETWORK_ERRORS as exc:
+        raise _network_error(url, exc) from None
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the range: the whole file comes again
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        done = offset
+        with part.open("ab" if offset else "wb") as fh:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except _NETWORK_ERRORS as exc:
+                    raise _interrupted(url, dest, exc) from None
+                if not chunk:
+                    break
+                fh.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(dest.name, done, total)
+            fh.flush()
+            os.fsync(fh.fileno())
+    if total is not None and done < total:
+        raise _interrupted(url, dest, f"got {done} of {total} bytes")
+    got = sha256_file(part)
+    if expected_sha256 and got != expected_sha256:
+        part.unlink()
+        raise DownloadError(
+            f"{url} does not match its expected sha256 (got {got}, expected {expected_sha256}); "
+            "nothing was installed. The source may be corrupt or tampered with."
+        )
+    os.replace(part, dest)
+    return got
+
+
+def _interrupted(url: str, dest: Path, why: object) -> DownloadError:
+    return DownloadError(
+        f"The download of {url} was interrupted ({why}). Run the same command again: it "
+        f"continues from {dest.name}.part."
+    )
+
+
+def _network_error(url: str, exc: BaseException) -> DownloadError:
+    if isinstance(exc, urllib.error.HTTPError):
+        return DownloadError(f"{url} answered HTTP {exc.code} {exc.reason}")
+    return DownloadError(f"{url} cannot be reached ({getattr(exc, 'reason', None) or exc})")
+
+
+Fetcher = Callable[[WeightsSource, str, Path, float, ProgressFn | None], dict[Path, str | None]]
+
+
+def _fetch_url(
+    source: WeightsSource, name: str, folder: Path, timeout: float, progress: ProgressFn | None
+) -> dict[Path, str | None]:
+    base = f"{source.location.rstrip('/')}/{urllib.parse.quote(name)}"
+    sums_path = folder / SUMS_FILE
+    with suppress(FileNotFoundError):
+        sums_path.unlink()  # always the current list
+    fetch_file(f"{base}/{SUMS_FILE}", sums_path, timeout=timeout)
+    sums = _parse_sums(sums_path.read_text(errors="replace"), f"{base}/{SUMS_FILE}")
+    files = {}
+    for file, expected in sums.items():
+        url = f"{base}/{urllib.parse.quote(file)}"
+        fetch_file(url, folder / file, timeout=timeout, expected_sha256=expected, progress=progress)
+        files[folder / file] = expected
+    return files
 
 
 def _parse_sums(text: str, url: str) -> dict[str, str]:
@@ -106,82 +282,94 @@ def _parse_sums(text: str, url: str) -> dict[str, str]:
             raise DownloadError(f"{url}: not a SHA256SUMS line: {line[:80]!r}")
         if match.group(2) != MANIFEST_FILE:
             sums[match.group(2)] = match.group(1).lower()
-    if MODEL_FILE not in sums and CLASSIFIER_FILE not in sums:
-        raise DownloadError(f"{url} lists neither {MODEL_FILE} nor {CLASSIFIER_FILE}.")
-    if MODEL_FILE in sums and CONFIG_FILE not in sums:
-        raise DownloadError(f"{url} lists {MODEL_FILE} without {CONFIG_FILE}.")
+    if not sums:
+        raise DownloadError(f"{url} lists no files.")
     return sums
 
 
-def _check_downloaded(staging: Path, kind: str) -> None:
-    """Downloaded weights must be as usable as imported ones (keys and shapes only)."""
-    from safetensors import safe_open
+def _fetch_huggingface(
+    source: WeightsSource, name: str, folder: Path, timeout: float, progress: ProgressFn | None
+) -> dict[Path, str | None]:
+    from huggingface_hub import HfApi, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
 
-    from chatface.engine.weights_import import check_against_model
-    from chatface.plugins.diffae.config import DiffAEConfig
-
-    file = MODEL_FILE if kind == "autoencoder" else CLASSIFIER_FILE
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise DownloadError("skipped: HF_HUB_OFFLINE is set")
+    # Read here, not at import time as huggingface_hub does, so a changed environment counts.
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
+    token = os.environ.get("HF_TOKEN") or None
+    repo, _, revision = source.location.partition("@")
+    _check_reachable(f"{endpoint or 'https://huggingface.co'}/api/models/{repo}", timeout)
+    api = HfApi(endpoint=endpoint, token=token)
     try:
-        with safe_open(str(staging / file), framework="pt") as fh:
-            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-        netcfg = (
-            DiffAEConfig.from_json_file(staging / CONFIG_FILE) if kind == "autoencoder" else None
-        )
-    except Exception as exc:
-        raise DownloadError(f"The downloaded {file} is not usable ({exc}).") from None
-    if netcfg is not None:
-        check_against_model(shapes, netcfg, f"the downloaded {CONFIG_FILE}")
-    elif not {"classifier.weight", "classifier.bias", "conds_mean", "conds_std"} <= shapes.keys():
-        raise DownloadError(
-            f"The downloaded {file} lacks classifier.weight/bias or conds_mean/conds_std."
-        )
+        entries = [
+            entry
+            for entry in api.list_repo_tree(repo, recursive=True, revision=revision or None)
+            if hasattr(entry, "lfs")  # files, not folders
+        ]
+    except Exception as exc:  # the Hub client raises its own error types; all mean "not here"
+        raise DownloadError(f"cannot list {repo} ({type(exc).__name__}: {exc})") from None
+    wanted = _pick_hf_files(entries, name)
+    headers = build_hf_headers(token=token, library_name="chatface", library_version=__version__)
+    files = {}
+    for entry in wanted:
+        url = hf_hub_url(repo, entry.path, revision=revision or None, endpoint=endpoint)
+        expected = entry.lfs.sha256 if entry.lfs is not None else None
+        dest = folder / entry.path
+        sha = fetch_file(
+            url, dest, timeout=timeout, headers=headers, expected_sha256=expected,
+            progress=progress,
+        )  # fmt: skip
+        files[dest] = sha
+    return files
 
 
-def download(
-    name: str,
-    *,
-    base_url: str | None = None,
-    timeout_s: float | None = None,
-    progress: ProgressFn | None = None,
-    settings: Config | None = None,
-) -> WeightsInfo:
-    """Fetch ``<base>/<name>/SHA256SUMS`` and every file it lists; verify, then install.
+def _check_reachable(url: str, timeout: float) -> None:
+    """Fail fast when the host does not answer: huggingface_hub retries a refused
+    connection with back-off for about 20 s before giving up."""
+    try:
+        urllib.request.urlopen(url, timeout=min(timeout, 15)).close()
+    except urllib.error.HTTPError:
+        pass  # it answered; the listing says what is wrong
+    except _NETWORK_ERRORS as exc:
+        raise _network_error(url, exc) from None
 
-    The base URL comes from the setting ``weights.base_url`` unless given; ``hf://owner/repo``
-    (optionally ``@revision``) reads a public Hugging Face repository.
-    """
-    settings = settings or load_config()
-    target = weights_dir(name, settings)
-    base = base_url if base_url is not None else settings["weights.base_url"]
-    base = (base or DEFAULT_BASE_URL).strip()
-    if not base:
-        raise DownloadError(
-            f"No download source is configured (setting weights.base_url), so '{name}' cannot "
-            "be downloaded. The official DiffAE checkpoints are on the authors' Google Drive, "
-            f"linked from {OFFICIAL_CHECKPOINTS}: download the folder {name} into checkpoints/, "
-            f"then run `{import_command(name)}` (docs/weights.md)."
+
+def _pick_hf_files(entries: list[Any], name: str) -> list[Any]:
+    """Checkpoint files: those in a folder called ``name`` or named ``name`` when there are
+    such (so a mirror of several models downloads one), else those whose path mentions it,
+    else all; each with the other checkpoint files beside it (e.g. latent.pkl)."""
+    checkpoints = [e for e in entries if Path(e.path).suffix.lower() in CHECKPOINT_SUFFIXES]
+    if not checkpoints:
+        raise DownloadError("the repository holds no checkpoint files")
+    exact = [e for e in checkpoints if name in (*Path(e.path).parent.parts, Path(e.path).stem)]
+    named = exact or [e for e in checkpoints if name.lower() in e.path.lower()]
+    if not named:
+        return checkpoints
+    folders = {Path(e.path).parent for e in named}
+    return [e for e in checkpoints if e in named or Path(e.path).parent in folders]
+
+
+def _fetch_gdrive(
+    source: WeightsSource, name: str, folder: Path, timeout: float, progress: ProgressFn | None
+) -> dict[Path, str | None]:
+    import gdown
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        # gdown draws its own progress bars and keeps partial files for resume=True.
+        paths = gdown.download_folder(
+            id=source.location, output=str(folder), quiet=progress is None, resume=True
         )
-    timeout = float(timeout_s or settings["weights.timeout_s"])
-    with staging_dir(target.parent, name) as staging:
-        sums_url = _file_url(base, name, SUMS_FILE)
-        sums_sha = _stream(sums_url, name, staging / SUMS_FILE, timeout, None)
-        sums = _parse_sums((staging / SUMS_FILE).read_text(errors="replace"), sums_url)
-        (staging / SUMS_FILE).unlink()
-        started = time.monotonic()
-        for file, expected in sums.items():
-            url = _file_url(base, name, file)
-            part = staging / f"{file}.part"
-            got = _stream(url, name, part, timeout, progress)
-            if got != expected:
-                raise DownloadError(
-                    f"{url} does not match {SUMS_FILE} (sha256 {got}, expected {expected}); "
-                    "nothing was installed. The mirror may be corrupt or tampered with."
-                )
-            os.replace(part, staging / file)
-        logger.info("Downloaded %s in %.1f s", name, time.monotonic() - started)
-        kind = "classifier" if CLASSIFIER_FILE in sums else "autoencoder"
-        _check_downloaded(staging, kind)
-        source = {"url": base, "sha256sums_sha256": sums_sha}
-        write_manifest(staging, name, kind, dict(sums), source=source, notes=[])
-        install_from_staging(staging, target)
-    return read_info(target)
+    except Exception as exc:  # gdown raises many kinds (HTTP, parsing, quota): all "not here"
+        raise DownloadError(f"Google Drive folder {source.location}: {exc}") from None
+    if not paths:
+        raise DownloadError(f"Google Drive folder {source.location} gave no files")
+    return {Path(p): None for p in paths if p}
+
+
+_FETCHERS: dict[str, Fetcher] = {
+    "url": _fetch_url,
+    "huggingface": _fetch_huggingface,
+    "gdrive": _fetch_gdrive,
+}

@@ -8,18 +8,27 @@ normalised z_sem. Moving along a row of it edits that attribute
 
 The attribute names are fixed, so they are declared without any weights: planning
 and ``chatface plugins`` work on a fresh install. Only ``edit`` needs the
-classifier, loaded lazily from the data directory.
+classifier, loaded lazily from the data directory. The plugin also declares the
+classifier checkpoints (``ffhq256_autoenc_cls``, ``ffhq128_autoenc_130M_cls``) and
+imports them into ``classifier.safetensors`` (weight [40, D], bias, conds_mean/std).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatface import hookimpl
-from chatface.engine.types import Attribute, DirectionProvider
+from chatface.engine.types import (
+    Attribute,
+    Checkpoint,
+    DirectionProvider,
+    ImportedWeights,
+    WeightsSource,
+    WeightsSpec,
+)
 from chatface.errors import WeightsMissingError
 
 if TYPE_CHECKING:
@@ -85,6 +94,7 @@ FRIENDLY: dict[str, tuple[str, int, tuple[str, ...], str]] = {
 # official examples use alpha about 0.3 and stay useful up to about 0.5.
 ALPHA_MAX = 0.5
 WEIGHTS_NAME = "ffhq256_autoenc_cls"
+CLASSIFIER_FILE = "classifier.safetensors"
 
 
 class CelebaDirections:
@@ -108,7 +118,7 @@ class CelebaDirections:
             return self._weights_path
         from chatface.engine.weights import require
 
-        return require(WEIGHTS_NAME) / "classifier.safetensors"
+        return require(WEIGHTS_NAME) / CLASSIFIER_FILE
 
     def _load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self._tensors is None:
@@ -137,6 +147,94 @@ class CelebaDirections:
         return (normed + step) * std.to(z_sem) + mean.to(z_sem)
 
 
+class ClassifierImporter:
+    """Imports the official classifier checkpoints (``classifier.*`` or ``ema_classifier.*``
+    plus the conds_mean/conds_std of the autoencoder it was trained on)."""
+
+    def recognises(self, checkpoint: Checkpoint) -> bool:
+        return "classifier.weight" in checkpoint.tensors or (
+            "ema_classifier.weight" in checkpoint.tensors
+        )
+
+    def convert(
+        self, checkpoint: Checkpoint, staging: Path, *, name: str, options: Mapping[str, Any]
+    ) -> ImportedWeights:
+        from chatface.engine.checkpoints import WeightsError, read_checkpoint
+        from chatface.engine.weights import write_tensors
+
+        tensors, notes = checkpoint.tensors, []
+        # The official manipulation demo uses `classifier`, not `ema_classifier`.
+        for prefix in ("classifier.", "ema_classifier."):
+            if f"{prefix}weight" in tensors and f"{prefix}bias" in tensors:
+                weight, bias = tensors[f"{prefix}weight"].float(), tensors[f"{prefix}bias"].float()
+                notes.append(f"took {prefix}weight {tuple(weight.shape)}")
+                break
+        else:
+            raise WeightsError("The classifier checkpoint has no classifier.weight/bias tensors.")
+        if weight.ndim != 2 or bias.shape != weight.shape[:1]:
+            raise WeightsError(f"Classifier weight {tuple(weight.shape)} is not [rows, D].")
+        if weight.shape[0] != len(CELEBA_ATTRIBUTES):
+            raise WeightsError(
+                f"The classifier has {weight.shape[0]} rows, not the {len(CELEBA_ATTRIBUTES)} "
+                "CelebA attributes."
+            )
+        stats = tensors
+        if options.get("stats") is not None:
+            stats_path = Path(options["stats"]).expanduser()
+            stats = read_checkpoint(stats_path, trust_pickle=bool(options.get("trust_pickle")))
+            stats = stats.tensors
+            notes.append(f"statistics from {stats_path.name}")
+        if "conds_mean" not in stats or "conds_std" not in stats:
+            raise WeightsError(
+                "The classifier needs conds_mean/conds_std: the checkpoint has none; "
+                "pass --stats latent.pkl of the autoencoder it was trained on."
+            )
+        # The official classifier keeps them as [1, D] buffers; latent.pkl has [D].
+        mean = stats["conds_mean"].float().reshape(-1)
+        std = stats["conds_std"].float().reshape(-1)
+        if not mean.shape == std.shape == weight.shape[1:]:
+            raise WeightsError(
+                f"Statistics width {mean.shape[0]} != classifier width {weight.shape[1]}."
+            )
+        state = {"classifier.weight": weight, "classifier.bias": bias}
+        state |= {"conds_mean": mean, "conds_std": std}
+        files = {CLASSIFIER_FILE: write_tensors(staging / CLASSIFIER_FILE, state, None)}
+        return ImportedWeights("classifier", files, tuple(notes))
+
+
+_AUTHORS = "the authors' Google Drive"
+_OFFICIAL = "https://github.com/phizaz/diffae#checkpoints"
+WEIGHTS = (
+    WeightsSpec(
+        name=WEIGHTS_NAME,
+        description="CelebA attribute classifier on ffhq256_autoenc's z_sem (the directions)",
+        importer=ClassifierImporter(),
+        # The mirror may or may not carry it: its files are recognised at download time.
+        sources=(
+            WeightsSource("huggingface", "alexkrz/diffae-ffhq256", "community mirror"),
+            WeightsSource("gdrive", "117Wv7RZs_gumgrCOIhDEWgsNy6BRJorg", _AUTHORS),
+        ),
+        download_mb=700,
+        manual_url=_OFFICIAL,
+        default=True,
+    ),
+    WeightsSpec(
+        name="ffhq128_autoenc_130M_cls",
+        description="CelebA attribute classifier on ffhq128_autoenc_130M's z_sem",
+        importer=ClassifierImporter(),
+        sources=(WeightsSource("gdrive", "11EYIyuK6IX44C8MqreUyMgPCNiEnwhmI", _AUTHORS),),
+        download_mb=550,
+        manual_url=_OFFICIAL,
+    ),
+)
+
+
 @hookimpl
 def chatface_register_directions(register: Callable[[DirectionProvider], None]) -> None:
     register(CelebaDirections())
+
+
+@hookimpl
+def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
+    for spec in WEIGHTS:
+        register(spec)

@@ -27,7 +27,6 @@ BACKEND_NAME = "tiny"
 SEED = 20230523
 # z_sem units that strength 1.0 moves along a random unit direction.
 DIRECTION_SCALE = 3.0
-BANNER = "The 'tiny' backend has random weights: its output is noise, not a real edit."
 TINY_NETWORK = {
     "image_size": 64,
     "model_channels": 32,
@@ -91,8 +90,8 @@ class TinyDirections:
 
 
 @hookimpl
-def chatface_register_backends(register: Callable[[str, Callable[..., Backend]], None]) -> None:
-    register(BACKEND_NAME, make_tiny_backend)
+def chatface_register_backends(register: Callable[..., None]) -> None:
+    register(BACKEND_NAME, make_tiny_backend, random_weights=True)
 
 
 @hookimpl

@@ -49,9 +49,10 @@ def test_plugins_json_lists_the_builtins() -> None:
     report = json.loads(result.output)
     [celeba] = [p for p in report if p["name"] == "chatface.plugins.celeba_directions"]
     assert celeba["builtin"] and celeba["status"] == "loaded"
-    assert celeba["hooks"] == ["chatface_register_directions"]
+    assert celeba["hooks"] == ["chatface_register_directions", "chatface_register_weights"]
     assert "smile" in celeba["registered"]["attributes"]
     assert celeba["registered"]["directions"] == ["celeba"]
+    assert celeba["registered"]["weights"] == ["ffhq128_autoenc_130M_cls", "ffhq256_autoenc_cls"]
 
 
 def test_plugins_table_names_every_plugin_at_80_columns() -> None:

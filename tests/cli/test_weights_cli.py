@@ -13,14 +13,9 @@ from typer.testing import CliRunner
 
 from chatface.cli.main import app, run
 from chatface.engine import weights
-from tests.engine.test_weights import (
-    TINY,
-    closed_port,
-    make_official,
-    mirror,  # noqa: F401  (fixture)
-    publish,
-    write_config,
-)
+from chatface.plugins.diffae.weights import CONFIG_FILE, MODEL_FILE, STATS_FILE
+from tests.engine.test_weights import make_official, write_config
+from tests.engine.test_weights_download import closed_port, hub, tiny_preset  # noqa: F401
 
 runner = CliRunner()
 
@@ -66,7 +61,7 @@ def test_import_with_trust_pickle_then_list(ckpt: Path, tiny_json: Path) -> None
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert info["name"] == "tiny" and info["kind"] == "autoencoder"
-    assert set(info["files"]) == {weights.MODEL_FILE, weights.CONFIG_FILE, weights.STATS_FILE}
+    assert set(info["files"]) == {MODEL_FILE, CONFIG_FILE, STATS_FILE}
     assert any("latent_net" in note for note in info["notes"])
 
     listed = json.loads(invoke("list", "--json").output)
@@ -85,7 +80,7 @@ def test_import_prints_what_it_installed(ckpt: Path, tiny_json: Path, tmp_path: 
     )  # fmt: skip
     assert result.exit_code == 0
     assert "Installed 'mine' (autoencoder)" in result.output and "sha256" in result.output
-    saved = load_file(weights.weights_dir("mine") / weights.STATS_FILE)
+    saved = load_file(weights.weights_dir("mine") / STATS_FILE)
     assert torch.equal(saved["conds_mean"], torch.full((32,), 2.0))
 
 
@@ -93,15 +88,13 @@ def test_verify_reports_corruption_with_exit_code(ckpt: Path, tiny_json: Path) -
     invoke("import", str(ckpt), "--config", str(tiny_json), "--trust-pickle")
     ok = invoke("verify")
     assert ok.exit_code == 0 and "tiny: OK" in ok.output
-    model = weights.weights_dir("tiny") / weights.MODEL_FILE
+    model = weights.weights_dir("tiny") / MODEL_FILE
     model.write_bytes(model.read_bytes()[:-1] + b"\x00")
     bad = invoke("verify", "tiny")
     assert bad.exit_code == 1
     assert "model.safetensors changed" in bad.output
     report = json.loads(invoke("verify", "tiny", "--json").output)
-    assert report == [
-        {"name": "tiny", "ok": False, "mismatched": [weights.MODEL_FILE], "missing": []}
-    ]
+    assert report == [{"name": "tiny", "ok": False, "mismatched": [MODEL_FILE], "missing": []}]
 
 
 def test_remove_asks_first(ckpt: Path, tiny_json: Path, monkeypatch, capsys) -> None:
@@ -116,23 +109,42 @@ def test_remove_asks_first(ckpt: Path, tiny_json: Path, monkeypatch, capsys) -> 
     assert "chatface weights list" in err and "import" not in err
 
 
-def test_download_from_a_mirror(mirror) -> None:  # noqa: F811
-    base, root = mirror
-    publish(root, "tiny")
-    result = invoke("download", "tiny", "--from", base)
+def test_download_then_edit_with_no_other_step(hub, tmp_path) -> None:  # noqa: F811
+    """Done means: with a fake hub standing in for the internet, `chatface weights download`
+    then `chatface edit photo --set smile=0.5` runs on the diffae backend."""
+    result = runner.invoke(app, ["weights", "download"])
     assert result.exit_code == 0, result.output
-    assert "Installed 'tiny' (autoencoder)" in result.output
-    assert weights.verify("tiny").ok
-    assert json.loads((weights.weights_dir("tiny") / weights.CONFIG_FILE).read_text()) == TINY
+    assert "Installed 'ffhq256_autoenc' (autoencoder)" in result.output
+    assert "Installed 'ffhq256_autoenc_cls' (classifier)" in result.output
+    assert "about 2000 MB, from alexkrz/diffae-ffhq256 on Hugging Face" in " ".join(
+        result.output.split()
+    )
+    photo = Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg"
+    out = tmp_path / "smile.png"
+    edit = ["edit", str(photo), "--set", "smile=0.5", "-o", str(out), "--encode-steps", "2",
+            "--steps", "2"]  # fmt: skip
+    result = runner.invoke(app, edit)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "random weights" not in result.output
+    listed = json.loads(invoke("list", "--all", "--json").output)
+    assert {row["name"]: row["installed"] for row in listed} == {
+        "ffhq256_autoenc": True, "ffhq256_autoenc_cls": True,
+        "ffhq128_autoenc_130M": False, "ffhq128_autoenc_130M_cls": False,
+    }  # fmt: skip
 
 
-def test_download_errors_are_one_actionable_line(monkeypatch, capsys) -> None:
+def test_download_errors_are_one_actionable_message(monkeypatch, capsys) -> None:
     code, _, err = run_cli(monkeypatch, capsys, "download", "ffhq256_autoenc")
-    assert code == 1 and "No download source is configured" in err
-    assert weights.import_command("ffhq256_autoenc") in err
+    assert code == 1 and "Could not download 'ffhq256_autoenc'" in err
+    assert "cannot be reached" in err and "Google Drive" in err
+    assert weights.import_command("ffhq256_autoenc") in err and "Traceback" not in err
     unreachable = f"http://127.0.0.1:{closed_port()}"
     code, _, err = run_cli(monkeypatch, capsys, "download", "tiny", "--from", unreachable)
-    assert code == 1 and "cannot be reached" in err and "Traceback" not in err
+    assert code == 1 and "No plugin declares weights called 'tiny'" in err
+    code, _, err = run_cli(
+        monkeypatch, capsys, "download", "ffhq256_autoenc", "--from", unreachable
+    )
+    assert code == 1 and f"{unreachable}/ffhq256_autoenc/SHA256SUMS cannot be reached" in err
 
 
 def test_the_missing_weights_message_names_commands_that_work_as_printed(
@@ -153,7 +165,8 @@ def test_the_missing_weights_message_names_commands_that_work_as_printed(
     make_official(tmp_path / "checkpoints" / "ffhq256_autoenc")
     make_classifier(tmp_path / "checkpoints" / "ffhq256_autoenc_cls")
     photo = Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg"
-    edit = ["edit", str(photo), "--set", "smile=0.5", "--encode-steps", "2", "--steps", "2"]
+    edit = ["edit", str(photo), "--set", "smile=0.5", "--encode-steps", "2", "--steps", "2",
+            "--backend", "diffae"]  # fmt: skip
 
     from chatface.engine.editor import Engine
 

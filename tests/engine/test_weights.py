@@ -7,32 +7,23 @@ tiny ``DiffAEModel``) and random values; downloads go to a local HTTP server.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import socket
 import sys
-import threading
-import time
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from chatface.engine import weights
-from chatface.engine.weights import (
-    DownloadError,
-    UnsafeCheckpointError,
-    WeightsError,
-    download,
-    import_weights,
-)
+from chatface.engine.editor import Engine
+from chatface.engine.weights import UnsafeCheckpointError, WeightsError, WeightsInfo
 from chatface.errors import WeightsMissingError
+from chatface.plugins.celeba_directions import CLASSIFIER_FILE
+from chatface.plugins.diffae.weights import CONFIG_FILE, MODEL_FILE, STATS_FILE
 
 TINY = {
     "image_size": 32,
@@ -57,6 +48,19 @@ TINY_HPARAMS = {
     "net_num_res_blocks": 1,
     "net_enc_num_res_blocks": 1,
 }
+
+
+def import_weights(
+    path: Path | str,
+    *,
+    name: str | None = None,
+    config_path: Path | None = None,
+    stats_path: Path | None = None,
+    trust_pickle: bool = False,
+) -> WeightsInfo:
+    """`chatface weights import` in Python: the owning plugin's importer picks it up."""
+    options = {"config": config_path, "stats": stats_path}
+    return Engine().import_weights(path, name=name, options=options, trust_pickle=trust_pickle)
 
 
 class TrainConfigStandIn:
@@ -197,16 +201,16 @@ def test_trusted_import_takes_the_ema_weights_and_loads_strictly(
     info = import_weights(official.ckpt, config_path=tiny_json, trust_pickle=True)
     assert info.name == "tiny" and info.kind == "autoencoder"
     assert any("latent_net" in note for note in info.notes)
-    state = load_file(info.path / weights.MODEL_FILE)
+    state = load_file(info.path / MODEL_FILE)
     model = DiffAEModel(tiny_config())
     model.load_state_dict(state, strict=True)
     for key, value in model.state_dict().items():
         assert torch.equal(value, official.ema[key]), key
     assert not torch.equal(state["out.2.weight"], official.raw["out.2.weight"])
-    assert json.loads((info.path / weights.CONFIG_FILE).read_text()) == TINY
-    with safe_open(str(info.path / weights.MODEL_FILE), "pt") as fh:
+    assert json.loads((info.path / CONFIG_FILE).read_text()) == TINY
+    with safe_open(str(info.path / MODEL_FILE), "pt") as fh:
         assert json.loads(fh.metadata()["config"]) == TINY
-    stats = load_file(info.path / weights.STATS_FILE)  # found next to last.ckpt
+    stats = load_file(info.path / STATS_FILE)  # found next to last.ckpt
     assert torch.equal(stats["conds_mean"], official.conds_mean)
     assert torch.equal(stats["conds_std"], official.conds_std)
 
@@ -214,7 +218,7 @@ def test_trusted_import_takes_the_ema_weights_and_loads_strictly(
 def test_manifest_records_the_sha256_of_every_file(official: Official, tiny_json) -> None:
     info = import_weights(official.ckpt, config_path=tiny_json, trust_pickle=True)
     manifest = json.loads((info.path / weights.MANIFEST_FILE).read_text())
-    assert set(manifest["files"]) == {weights.MODEL_FILE, weights.CONFIG_FILE, weights.STATS_FILE}
+    assert set(manifest["files"]) == {MODEL_FILE, CONFIG_FILE, STATS_FILE}
     for file, digest in manifest["files"].items():
         assert sha256(info.path / file) == digest
     assert manifest["source"] == {"file": "last.ckpt", "sha256": sha256(official.ckpt)}
@@ -231,10 +235,8 @@ def test_the_same_checkpoint_gives_the_same_files(official: Official, tiny_json)
 def test_config_is_read_from_safe_hyper_parameters(tmp_path: Path) -> None:
     made = make_official(tmp_path / "checkpoints" / "tiny", pickled_objects=False)
     info = import_weights(made.ckpt)  # no --config, no --trust-pickle needed
-    assert json.loads((info.path / weights.CONFIG_FILE).read_text()) == TINY
-    assert torch.equal(
-        load_file(info.path / weights.MODEL_FILE)["out.2.weight"], made.ema["out.2.weight"]
-    )
+    assert json.loads((info.path / CONFIG_FILE).read_text()) == TINY
+    assert torch.equal(load_file(info.path / MODEL_FILE)["out.2.weight"], made.ema["out.2.weight"])
 
 
 def test_plain_state_dict_and_safetensors_are_imported(tmp_path: Path, tiny_json) -> None:
@@ -244,18 +246,18 @@ def test_plain_state_dict_and_safetensors_are_imported(tmp_path: Path, tiny_json
     assert info.name == "exported"
     assert any("no latent statistics" in note for note in info.notes)
     assert torch.equal(
-        load_file(info.path / weights.MODEL_FILE)["input_blocks.0.0.weight"],
+        load_file(info.path / MODEL_FILE)["input_blocks.0.0.weight"],
         ema["input_blocks.0.0.weight"],
     )
 
     # Our own model.safetensors carries its config, so it imports without --config.
     copy = tmp_path / "copy.bin"
-    copy.write_bytes((info.path / weights.MODEL_FILE).read_bytes())
+    copy.write_bytes((info.path / MODEL_FILE).read_bytes())
     again = import_weights(copy, name="again")
-    assert json.loads((again.path / weights.CONFIG_FILE).read_text()) == TINY
+    assert json.loads((again.path / CONFIG_FILE).read_text()) == TINY
     first, second = (
-        load_file(info.path / weights.MODEL_FILE),
-        load_file(again.path / weights.MODEL_FILE),
+        load_file(info.path / MODEL_FILE),
+        load_file(again.path / MODEL_FILE),
     )
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -269,7 +271,7 @@ def test_statistics_named_latent_ckpt_are_found_too(tmp_path: Path, tiny_json) -
     mean = torch.randn(32)
     torch.save({"conds_mean": mean, "conds_std": torch.ones(32)}, folder / "latent.ckpt")
     info = import_weights(folder / "ema.pt", config_path=tiny_json)
-    assert torch.equal(load_file(info.path / weights.STATS_FILE)["conds_mean"], mean)
+    assert torch.equal(load_file(info.path / STATS_FILE)["conds_mean"], mean)
 
 
 def test_custom_config_json_decides_the_network(tmp_path: Path) -> None:
@@ -286,10 +288,8 @@ def test_custom_config_json_decides_the_network(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="do not fit"):
         import_weights(tmp_path / "wide.pt", config_path=write_config(tmp_path / "t.json"))
     info = import_weights(tmp_path / "wide.pt", config_path=write_config(tmp_path / "w.json", wide))
-    assert json.loads((info.path / weights.CONFIG_FILE).read_text()) == wide
-    DiffAEModel(DiffAEConfig.from_dict(wide)).load_state_dict(
-        load_file(info.path / weights.MODEL_FILE)
-    )
+    assert json.loads((info.path / CONFIG_FILE).read_text()) == wide
+    DiffAEModel(DiffAEConfig.from_dict(wide)).load_state_dict(load_file(info.path / MODEL_FILE))
 
 
 def test_missing_unexpected_and_misshapen_keys_are_named(tmp_path: Path, tiny_json) -> None:
@@ -325,14 +325,14 @@ def test_classifier_checkpoint(tmp_path: Path) -> None:
     state = make_classifier(tmp_path / "checkpoints" / "ffhq256_autoenc_cls")
     info = import_weights(tmp_path / "checkpoints" / "ffhq256_autoenc_cls" / "last.ckpt")
     assert info.name == "ffhq256_autoenc_cls" and info.kind == "classifier"
-    tensors = load_file(info.path / weights.CLASSIFIER_FILE)
+    tensors = load_file(info.path / CLASSIFIER_FILE)
     assert set(tensors) == {"classifier.weight", "classifier.bias", "conds_mean", "conds_std"}
     # The official manipulation demo uses `classifier`, not `ema_classifier`.
     assert torch.equal(tensors["classifier.weight"], state["classifier.weight"])
     assert torch.equal(tensors["conds_mean"], state["conds_mean"][0])
     assert tensors["conds_std"].shape == (32,)
     assert json.loads((info.path / weights.MANIFEST_FILE).read_text())["files"] == {
-        weights.CLASSIFIER_FILE: sha256(info.path / weights.CLASSIFIER_FILE)
+        CLASSIFIER_FILE: sha256(info.path / CLASSIFIER_FILE)
     }
 
 
@@ -362,15 +362,13 @@ def test_files_that_are_not_checkpoints(tmp_path: Path) -> None:
 def test_an_interrupted_import_keeps_the_previous_version(
     official: Official, tiny_json, tmp_path, monkeypatch
 ) -> None:
-    from chatface.engine import weights_import
-
     before = import_weights(official.ckpt, config_path=tiny_json, trust_pickle=True)
     torch.save(random_state(9), tmp_path / "newer.pt")
 
     def interrupted(staging: Path, target: Path) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(weights_import, "install_from_staging", interrupted)
+    monkeypatch.setattr(weights, "install_from_staging", interrupted)
     with pytest.raises(KeyboardInterrupt):
         import_weights(tmp_path / "newer.pt", name="tiny", config_path=tiny_json)
     assert weights.verify("tiny").ok
@@ -388,15 +386,15 @@ def test_a_crash_between_the_two_renames_is_repaired(official: Official, tiny_js
 def test_verify_detects_changed_and_missing_files(official: Official, tiny_json) -> None:
     info = import_weights(official.ckpt, config_path=tiny_json, trust_pickle=True)
     assert weights.verify("tiny").ok
-    model = info.path / weights.MODEL_FILE
+    model = info.path / MODEL_FILE
     data = bytearray(model.read_bytes())
     data[-1] ^= 0xFF
     model.write_bytes(bytes(data))
-    (info.path / weights.STATS_FILE).unlink()
+    (info.path / STATS_FILE).unlink()
     report = weights.verify("tiny")
     assert not report.ok
-    assert report.mismatched == (weights.MODEL_FILE,)
-    assert report.missing == (weights.STATS_FILE,)
+    assert report.mismatched == (MODEL_FILE,)
+    assert report.missing == (STATS_FILE,)
     with pytest.raises(WeightsMissingError, match="incomplete"):
         weights.require("tiny")
 
@@ -412,134 +410,7 @@ def test_list_remove_and_require(official: Official, tiny_json) -> None:
     assert [i.name for i in weights.list_weights()] == ["tiny2"]
     with pytest.raises(WeightsMissingError) as err:
         weights.require("tiny")
-    # No download source is configured, so only the import command is offered.
-    assert "weights download" not in str(err.value)
+    assert "`chatface weights download tiny`" in str(err.value)
     assert f"`{weights.import_command('tiny')}`" in str(err.value)
     with pytest.raises(WeightsMissingError):
         weights.remove("tiny")
-
-
-# --- downloading -------------------------------------------------------------------------
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTP server over a folder: (base URL, folder)."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(_QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def publish(root: Path, name: str, *, corrupt: str | None = None) -> dict[str, torch.Tensor]:
-    """Put an autoencoder and its SHA256SUMS on the mirror; optionally lie about one file."""
-    folder = root / name
-    folder.mkdir()
-    ema = random_state(5)
-    save_file(ema, folder / weights.MODEL_FILE)
-    write_config(folder / weights.CONFIG_FILE)
-    save_file(
-        {"conds_mean": torch.zeros(32), "conds_std": torch.ones(32)}, folder / weights.STATS_FILE
-    )
-    lines = []
-    for file in (weights.MODEL_FILE, weights.CONFIG_FILE, weights.STATS_FILE):
-        digest = "0" * 64 if file == corrupt else sha256(folder / file)
-        lines.append(f"{digest}  {file}")
-    (folder / weights.SUMS_FILE).write_text("\n".join(lines) + "\n")
-    return ema
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_download_checks_every_file_and_installs(mirror) -> None:
-    from chatface.plugins.diffae.model import DiffAEModel
-
-    base, root = mirror
-    ema = publish(root, "tiny")
-    seen: list[tuple[str, int, int | None]] = []
-    info = download("tiny", base_url=base, progress=lambda f, d, t: seen.append((f, d, t)))
-    assert info.kind == "autoencoder" and info.source["url"] == base
-    assert info.files[weights.MODEL_FILE] == sha256(root / "tiny" / weights.MODEL_FILE)
-    assert weights.verify("tiny").ok
-    model = DiffAEModel(tiny_config())
-    model.load_state_dict(load_file(info.path / weights.MODEL_FILE), strict=True)
-    assert torch.equal(model.state_dict()["out.2.weight"], ema["out.2.weight"])
-    last = [s for s in seen if s[0] == weights.MODEL_FILE][-1]
-    assert last[1] == last[2] == (root / "tiny" / weights.MODEL_FILE).stat().st_size
-
-
-def test_a_checksum_mismatch_installs_nothing(mirror, official: Official, tiny_json) -> None:
-    base, root = mirror
-    publish(root, "fresh", corrupt=weights.MODEL_FILE)
-    with pytest.raises(DownloadError, match="does not match SHA256SUMS"):
-        download("fresh", base_url=base)
-    assert not weights.weights_root().exists() or not any(weights.weights_root().iterdir())
-
-    # An installed version survives a bad download of the same name.
-    before = import_weights(official.ckpt, config_path=tiny_json, trust_pickle=True)
-    publish(root, "tiny", corrupt=weights.CONFIG_FILE)
-    with pytest.raises(DownloadError):
-        download("tiny", base_url=base)
-    assert weights.get_info("tiny").files == before.files and weights.verify("tiny").ok
-    assert [p.name for p in weights.weights_root().iterdir()] == ["tiny"]
-
-
-def test_unreachable_source_fails_fast_and_names_the_import_command() -> None:
-    started = time.monotonic()
-    with pytest.raises(DownloadError) as err:
-        download("tiny", base_url=f"http://127.0.0.1:{closed_port()}", timeout_s=5)
-    assert time.monotonic() - started < 5
-    assert weights.import_command("tiny") in str(err.value)
-    assert "cannot be reached" in str(err.value)
-
-
-def test_a_name_the_mirror_lacks_is_a_clear_404(mirror) -> None:
-    base, _ = mirror
-    with pytest.raises(DownloadError, match="HTTP 404") as err:
-        download("nope", base_url=base)
-    assert weights.import_command("nope") in str(err.value)
-
-
-def test_without_a_source_download_explains_how_to_import() -> None:
-    with pytest.raises(DownloadError) as err:
-        download("ffhq256_autoenc")
-    message = str(err.value)
-    assert "No download source is configured" in message
-    assert "github.com/phizaz/diffae" in message
-    assert weights.import_command("ffhq256_autoenc") in message
-
-
-def test_download_reads_the_base_url_setting(mirror, monkeypatch) -> None:
-    base, root = mirror
-    publish(root, "tiny")
-    monkeypatch.setenv("CHATFACE_WEIGHTS_BASE_URL", base)
-    assert download("tiny").source["url"] == base
-
-
-def test_hf_addresses_map_to_resolve_urls() -> None:
-    from chatface.engine.weights_download import _file_url
-
-    url = _file_url("hf://owner/repo@v1", "tiny", weights.MODEL_FILE)
-    assert url.startswith("https://") and url.endswith(
-        "/owner/repo/resolve/v1/tiny/model.safetensors"
-    )
-    with pytest.raises(DownloadError, match="https://"):
-        _file_url("ftp://example.org/w", "tiny", weights.MODEL_FILE)

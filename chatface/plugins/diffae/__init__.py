@@ -2,7 +2,8 @@
 
 ``config`` describes a network, ``model`` builds it with the official state-dict
 layout (so official checkpoints load strictly), ``sampler`` holds DDIM rendering and
-inversion, and ``backend`` wraps them in the engine's ``Backend`` protocol.
+inversion, ``backend`` wraps them in the engine's ``Backend`` protocol, and ``weights``
+declares and imports the checkpoints.
 Torch is imported only by the submodules that need it. The plugin registers the
 ``diffae`` backend, loaded lazily from the weights named by ``engine.weights``.
 """
@@ -17,7 +18,7 @@ from chatface import hookimpl
 if TYPE_CHECKING:
     from chatface.config import Config
     from chatface.engine.hookspecs import BackendFactory
-    from chatface.engine.types import Backend
+    from chatface.engine.types import Backend, WeightsSpec
 
 BACKEND_NAME = "diffae"
 
@@ -30,16 +31,25 @@ def load_backend(config: Config) -> Backend:
     from chatface.plugins.diffae.backend import DiffAEBackend, LatentStats
     from chatface.plugins.diffae.config import DiffAEConfig
     from chatface.plugins.diffae.model import load_model
+    from chatface.plugins.diffae.weights import CONFIG_FILE, MODEL_FILE, STATS_FILE
 
     folder = weights.require(config["engine.weights"], config)
-    network = DiffAEConfig.from_json_file(folder / weights.CONFIG_FILE)
-    model = load_model(folder / weights.MODEL_FILE, network)
-    stats_file = folder / weights.STATS_FILE
+    network = DiffAEConfig.from_json_file(folder / CONFIG_FILE)
+    model = load_model(folder / MODEL_FILE, network)
+    stats_file = folder / STATS_FILE
     stats = LatentStats.from_mapping(load_file(str(stats_file))) if stats_file.is_file() else None
-    sha256 = weights.get_info(config["engine.weights"], config).files.get(weights.MODEL_FILE, "")
+    sha256 = weights.get_info(config["engine.weights"], config).files.get(MODEL_FILE, "")
     return DiffAEBackend(model, stats, device=config["engine.device"], weights_sha256=sha256)
 
 
 @hookimpl
 def chatface_register_backends(register: Callable[[str, BackendFactory], None]) -> None:
     register(BACKEND_NAME, load_backend)
+
+
+@hookimpl
+def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
+    from chatface.plugins.diffae.weights import SPECS
+
+    for spec in SPECS:
+        register(spec)
