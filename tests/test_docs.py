@@ -119,3 +119,19 @@ def test_the_settings_table_has_one_row_per_setting() -> None:
     # '|' inside a help text must not split its cell; '<name>' must not vanish as HTML.
     assert all(row.count(" | ") == 3 for row in rows), rows
     assert "\\<name>" in docs_gen.settings_table()
+
+
+def test_plugins_page_describes_every_builtin_plugin() -> None:
+    # docs/plugins.md lists the built-ins by hand (what they are for is prose); this keeps
+    # the list complete and the registered names right.
+    from chatface.cli.plugins import BUILTIN_PREFIX, plugin_report
+
+    docs = (REPO / "docs" / "plugins.md").read_text()
+    builtins = [p for p in plugin_report() if p["builtin"]]
+    assert builtins
+    for plugin in builtins:
+        short = plugin["name"].removeprefix(BUILTIN_PREFIX)
+        [row] = [line for line in docs.splitlines() if line.startswith(f"| `{short}` |")]
+        for kind in ("backends", "directions", "planners"):
+            for name in plugin["registered"][kind]:
+                assert f"`{name}`" in row, (short, kind, name)
