@@ -119,6 +119,8 @@ def test_the_settings_table_has_one_row_per_setting() -> None:
     # '|' inside a help text must not split its cell; '<name>' must not vanish as HTML.
     assert all(row.count(" | ") == 3 for row in rows), rows
     assert "\\<name>" in docs_gen.settings_table()
+    planner = docs_gen.settings_table("planner").splitlines()[2:]
+    assert planner and all(row.startswith("| `planner.") for row in planner), planner
 
 
 def test_plugins_page_describes_every_builtin_plugin() -> None:

@@ -98,13 +98,18 @@ def _cell(text: str) -> str:
     return "`".join(parts)
 
 
-def settings_table() -> str:
-    """Markdown table of every setting: name, default (as in config.toml), env vars, help."""
+def settings_table(section: str | None = None) -> str:
+    """Markdown table of every setting (or one section's): name, default, env vars, help.
+
+    The default is written as in config.toml; the first environment variable wins.
+    """
     out = [
         "| setting | default | environment | meaning |",
         "|---|---|---|---|",
     ]
     for setting in SETTINGS:
+        if section is not None and setting.section != section:
+            continue
         envs = ", ".join(f"`{name}`" for name in setting.env_names())
         out.append(
             f"| `{setting.name}` | `{toml_value(setting.default)}` | {envs} "
