@@ -222,7 +222,8 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
     return Config(values=values, sources=sources, file=path)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """``value`` as written in a TOML file (also the default column of docs/configuration.md)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -257,5 +258,5 @@ def render_defaults_toml() -> str:
         out += _comment(setting.help)
         envs = " or ".join(f"${v}" for v in setting.env_names())
         out.append(f"# Environment: {envs}")
-        out.append(f"{setting.key} = {_toml_value(setting.default)}")
+        out.append(f"{setting.key} = {toml_value(setting.default)}")
     return "\n".join(out) + "\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chatface.config import SETTINGS, load_config, render_defaults_toml
+from chatface.config import SETTINGS, load_config, render_defaults_toml, toml_value
 from chatface.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,6 +92,13 @@ def test_every_setting_has_help_and_a_unique_env_name() -> None:
 
 
 def test_every_setting_is_documented() -> None:
+    # The table is generated (tests/test_docs.py keeps it current); this says what it
+    # must hold: one row per setting with its default and every environment variable.
     docs = (REPO / "docs" / "configuration.md").read_text()
+    rows = {line.split("`")[1]: line for line in docs.splitlines() if line.startswith("| `")}
+    assert list(rows) == [s.name for s in SETTINGS]
     for setting in SETTINGS:
-        assert f"`{setting.name}`" in docs and f"`{setting.env}`" in docs, setting.name
+        row = rows[setting.name]
+        assert f"| `{toml_value(setting.default)}` |" in row, setting.name
+        for env in setting.env_names():
+            assert f"`{env}`" in row, (setting.name, env)
