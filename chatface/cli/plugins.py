@@ -61,9 +61,9 @@ def plugins(
         typer.echo(json.dumps(report, indent=2))
         return
     console = Console()
-    table = Table("version", "hooks (register_*)", "registered", "status")
-    # Names fold instead of being cut, so rows can always be told apart.
-    table.columns.insert(0, Column("plugin", overflow="fold"))
+    # Cells fold instead of being cut, so names can always be told apart.
+    headers = ("plugin", "version", "hooks (register_*)", "registered", "status")
+    table = Table(*(Column(header, overflow="fold") for header in headers))
     for entry in report:
         registered = entry["registered"]
         lines = [

@@ -156,7 +156,8 @@ def get_info(name: str, settings: Config | None = None) -> WeightsInfo:
     _recover(path)
     if not (path / MANIFEST_FILE).is_file():
         raise WeightsMissingError(
-            f"Model weights '{name}' are not installed (looked in {path}). " + install_hint(name)
+            f"Model weights '{name}' are not installed (looked in {path}). " + install_hint(name),
+            weights=name,
         )
     return read_info(path)
 

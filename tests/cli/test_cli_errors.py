@@ -34,7 +34,7 @@ def chatface(*args: object, cwd: Path, input: str | None = None) -> subprocess.C
         (["edit", "nope.jpg", "--set", "smile=0.5", *TINY], "Cannot read nope.jpg"),
         (["edit", "empty.jpg", "--set", "smile=0.5", *TINY], "The file is empty"),
         (["edit", PHOTO, "--set", "smile=0.5", "--backend", "nope"], "No backend called 'nope'"),
-        (["edit", PHOTO, "--set", "smile=0.5"], "'ffhq256_autoenc' are not installed"),
+        (["edit", PHOTO, "--set", "smile=0.5", "--backend", "diffae"], "are not installed"),
         (["edit", PHOTO, "--set", "smile=0.5", "-o", "out.xyz", *TINY], "Unknown image type"),
         (["edit", PHOTO, "--set", "smile=0.5", "-o", "file.txt/out.png", *TINY], "Cannot write"),
         (["edit", PHOTO, "hello there", *TINY], "'hello there' asks for no edit"),

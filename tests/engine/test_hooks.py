@@ -105,10 +105,58 @@ def test_hook_chatface_register_planners(pm, add_plugin) -> None:
     }
 
 
+def test_hook_chatface_register_weights(pm, add_plugin, tmp_path) -> None:
+    from chatface.engine import weights
+    from chatface.engine.editor import Engine
+    from chatface.engine.types import ImportedWeights, WeightsSource, WeightsSpec
+    from chatface.engine.weights import write_tensors
+
+    class Importer:
+        def recognises(self, checkpoint):  # type: ignore[no-untyped-def]
+            return "sparkle.weight" in checkpoint.tensors
+
+        def convert(self, checkpoint, staging, *, name, options):  # type: ignore[no-untyped-def]
+            tensor = checkpoint.tensors["sparkle.weight"] * 2
+            sha = write_tensors(staging / "sparkle.safetensors", {"w": tensor}, None)
+            return ImportedWeights("sparkle", {"sparkle.safetensors": sha}, ("doubled",))
+
+    spec = WeightsSpec(
+        "sparkle_v1", "test weights", Importer(), (WeightsSource("gdrive", "folder-id"),)
+    )
+
+    class Plugin:
+        @hookimpl
+        def chatface_register_weights(self, register):  # type: ignore[no-untyped-def]
+            register(spec)
+            register("not a spec")  # rejected, named
+            register(WeightsSpec("bad name!", "x", Importer()))  # rejected
+
+        @hookimpl
+        def chatface_register_backends(self, register):  # type: ignore[no-untyped-def]
+            register("sparkly", FakeBackend, random_weights=True)
+
+    add_plugin(Plugin(), "sparkle-plugin")
+    registry = collect(pm)
+    assert registry.weights["sparkle_v1"].value is spec
+    assert registry.weights["sparkle_v1"].plugin == "sparkle-plugin"
+    assert registry.random_backends == {"sparkly", "tiny"}
+    problems = [p.message for p in registry.problems if p.plugin == "sparkle-plugin"]
+    assert len(problems) == 2 and "WeightsSpec" in problems[0] and "bad name!" in problems[1]
+    # `chatface weights import` picks the owning plugin's importer, by name or by content.
+    from safetensors.torch import save_file
+
+    save_file({"sparkle.weight": torch.ones(3)}, tmp_path / "sparkle.safetensors")
+    engine = Engine(plugin_manager=pm)
+    for name in ("sparkle_v1", "custom_sparkle"):
+        info = engine.import_weights(tmp_path / "sparkle.safetensors", name=name)
+        assert info.kind == "sparkle" and info.notes == ("doubled",)
+        assert weights.verify(name).ok
+
+
 def test_every_hook_has_a_test() -> None:
     module = sys.modules[__name__]
     hooks = hookspecs.hook_names()
-    assert len(hooks) == 3
+    assert len(hooks) == 4
     missing = [h for h in hooks if not hasattr(module, f"test_hook_{h}")]
     assert not missing, f"hooks without a test_hook_<name> test: {missing}"
 
