@@ -21,6 +21,7 @@ from chatface.plugins.rule_planner import chinese as zh
 from chatface.plugins.rule_planner import modifiers as en
 from chatface.plugins.rule_planner.fuzzy import FuzzyIndex
 from chatface.plugins.rule_planner.lexemes import Kind, Lexeme, parse_target, word_set
+from chatface.plugins.rule_planner.script import to_simplified
 from chatface.plugins.rule_planner.synonyms import NEAR_MISSES, SYNONYMS, WEAK_WORDS
 from chatface.plugins.rule_planner.text import (
     is_ascii_word,
@@ -65,6 +66,7 @@ class Lexed:
     words: list[str]  # every word, fillers included, in order
     question_mark: bool
     foreign: bool  # letters of a script we do not read (Cyrillic, Arabic, ...)
+    script: str | None = None  # Chinese script the message was written in (script.HANS/HANT)
 
 
 @dataclass
@@ -145,7 +147,10 @@ class Vocabulary:
 
     def lex(self, message: str) -> Lexed:
         """Read a message into lexemes (longest phrase first, fillers skipped)."""
-        tokens = tokenize(normalize(message))
+        # Traditional characters become Simplified before tokenising, so "鬍子" takes
+        # exactly the path "胡子" takes.
+        text, script = to_simplified(normalize(message))
+        tokens = tokenize(text)
         words = [t.text for t in tokens if t.kind == "word"]
         foreign = any(not w.isascii() for w in words)
         lexemes: list[Lexeme] = []
@@ -171,7 +176,7 @@ class Vocabulary:
                 lexemes.append(_PUNCT[token.text])
         self._flush(run, lexemes)
         question_mark = any(t.kind == "punct" and t.text == "?" for t in tokens[-3:])
-        return Lexed(lexemes, words, question_mark, foreign)
+        return Lexed(lexemes, words, question_mark, foreign, script)
 
     def _flush(self, run: list[tuple[str, bool]], out: list[Lexeme]) -> None:
         i, longest = 0, self.max_phrase
