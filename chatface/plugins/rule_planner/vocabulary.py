@@ -21,6 +21,7 @@ from chatface.plugins.rule_planner import chinese as zh
 from chatface.plugins.rule_planner import modifiers as en
 from chatface.plugins.rule_planner.fuzzy import FuzzyIndex
 from chatface.plugins.rule_planner.lexemes import Kind, Lexeme, parse_target, word_set
+from chatface.plugins.rule_planner.numerals import digits_for_numerals
 from chatface.plugins.rule_planner.script import to_simplified
 from chatface.plugins.rule_planner.synonyms import NEAR_MISSES, SYNONYMS, WEAK_WORDS
 from chatface.plugins.rule_planner.text import (
@@ -147,10 +148,10 @@ class Vocabulary:
 
     def lex(self, message: str) -> Lexed:
         """Read a message into lexemes (longest phrase first, fillers skipped)."""
-        # Traditional characters become Simplified before tokenising, so "鬍子" takes
-        # exactly the path "胡子" takes.
+        # Traditional characters become Simplified and "十岁" becomes "10岁" before
+        # tokenising, so both reach exactly the paths "胡子" and "10岁" take.
         text, script = to_simplified(normalize(message))
-        tokens = tokenize(text)
+        tokens = tokenize(digits_for_numerals(text))
         words = [t.text for t in tokens if t.kind == "word"]
         foreign = any(not w.isascii() for w in words)
         lexemes: list[Lexeme] = []
