@@ -155,11 +155,10 @@ def test_the_reply_follows_the_users_script(planner) -> None:
     assert plan(planner, "帮助").reply == replies.command_reply("help", True, ())
     for message in ("有哪些屬性", "把我變成貓", "謝謝", "撤銷", "再多一點"):
         reply = plan(planner, message).reply
-        assert script.to_simplified(reply)[1] != script.HANS, (message, reply)
-        assert reply != script.to_simplified(reply)[0], (message, reply)
+        assert script.to_simplified(reply)[1] and not script.is_simplified(reply), reply
     for message in ("有哪些属性", "把我变成猫", "谢谢", "撤销", "再多一点"):
         reply = plan(planner, message).reply
-        assert script.to_simplified(reply)[1] != script.HANT, (message, reply)
+        assert script.is_simplified(reply) and not script.to_simplified(reply)[1], reply
     # An English message gets an English reply, whatever the chat was in.
     english = plan(planner, "add glasses", recent=[("user", "鬍子")]).reply
     assert english == "Adding glasses."
@@ -179,6 +178,15 @@ def test_a_message_both_scripts_share_follows_the_chat(planner) -> None:
     )
     assert plan(planner, "你好", recent=simplified_chat).reply == plan(planner, "你好").reply
     assert "發" in plan(planner, "你好", recent=traditional_chat).reply
+
+
+def test_which_text_is_simplified() -> None:
+    assert script.is_simplified("头发") and script.is_simplified("戴着眼镜")
+    # Shared characters, even ones OpenCC's own standard writes otherwise (唇 -> 脣).
+    assert not script.is_simplified("微笑") and not script.is_simplified("厚嘴唇")
+    assert not script.is_simplified("頭髮") and not script.is_simplified("smile")
+    assert script.to_simplified("頭髮") == ("头发", True)
+    assert script.to_simplified("厚嘴唇") == ("厚嘴唇", False)
 
 
 def test_simplified_words_are_left_as_they_are() -> None:
@@ -201,8 +209,7 @@ def test_simplified_words_are_left_as_they_are() -> None:
             collect(getattr(chinese, name))
     assert len(words) > 500
     for word in words:
-        simplified, found = script.to_simplified(word)
-        assert simplified == word and found != script.HANT, word
+        assert script.to_simplified(word) == (word, False), word
 
 
 def test_converters_are_built_once() -> None:
@@ -257,6 +264,37 @@ def test_opencc_is_imported_on_the_first_chinese_message_only() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "eyeglasses", "True", "False"]
+
+
+def test_the_slow_converter_loads_only_when_needed() -> None:
+    """tw2s loads in milliseconds; s2tw (~0.1 s) waits for a Traditional reply or a mixed chat."""
+    code = (
+        "import opencc\n"
+        "built = []\n"
+        "class Spy(opencc.OpenCC):\n"
+        "    def __init__(self, config, *args, **kwargs):\n"
+        "        built.append(config)\n"
+        "        super().__init__(config, *args, **kwargs)\n"
+        "opencc.OpenCC = Spy\n"
+        "from chatface.engine.types import PlanContext\n"
+        "from chatface.plugins.celeba_directions import CelebaDirections\n"
+        "from chatface.plugins.rule_planner import RulePlanner, script\n"
+        "attributes = tuple(CelebaDirections().attributes())\n"
+        "for traditional in ('戴眼鏡', None):\n"
+        "    planner = RulePlanner()\n"
+        "    for message in ('戴眼镜', '老一点', '笑'):\n"
+        "        planner.plan(message, PlanContext(attributes, recent=[('user', '老一点')]))\n"
+        "    print(built)\n"
+        "    if traditional:\n"
+        "        planner.plan(traditional, PlanContext(attributes))\n"
+        "    else:\n"
+        "        planner.plan('笑', PlanContext(attributes, recent=[('user', '戴眼鏡')]))\n"
+        "    print(built)\n"
+        "    built.clear()\n"
+        "    script._converter.cache_clear()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["['tw2s']", "['tw2s', 's2tw']"] * 2
 
 
 # Chinese numerals

@@ -76,7 +76,7 @@ class Analysis:
     unknown: tuple[str, ...] = ()
     suggestions: tuple[str, ...] = ()
     chinese: bool = False
-    script: str | None = None  # script.HANS or HANT when the characters tell; None otherwise
+    traditional: bool = False  # Traditional-only characters: the reply is Traditional too
     foreign: bool = False
     slash: str | None = None  # an unknown /command
     empty: bool = False  # nothing recognisable at all
@@ -107,7 +107,7 @@ def analyze(message: str, vocab: Vocabulary) -> Analysis:
     base = {
         "steps": steps,
         "chinese": chinese,
-        "script": lexed.script,
+        "traditional": lexed.traditional,
         "foreign": lexed.foreign and not chinese,
     }
     mentioned = tuple(dict.fromkeys(x.attribute for x in lexemes if x.kind is Kind.MENTION))
@@ -122,7 +122,7 @@ def analyze(message: str, vocab: Vocabulary) -> Analysis:
     # words mean the message is about something else ("ignore previous instructions").
     command = next((x.tag for x in lexemes if x.kind is Kind.COMMAND), None)
     if command and len(unknown) <= 1:
-        return Analysis(command=command, chinese=chinese, script=lexed.script)
+        return Analysis(command=command, chinese=chinese, traditional=lexed.traditional)
     question = not chinese and _is_question(lexed)
     followup, magnitude = _followup(lexemes)
     if followup and not question and not unknown and not suggestions:

@@ -21,7 +21,7 @@ from chatface.plugins.rule_planner.followups import (
     user_messages,
 )
 from chatface.plugins.rule_planner.parse import Analysis, analyze
-from chatface.plugins.rule_planner.script import HANT, to_traditional
+from chatface.plugins.rule_planner.script import is_simplified, to_traditional
 from chatface.plugins.rule_planner.vocabulary import Vocabulary, aliases_of, build_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -79,22 +79,29 @@ class RulePlanner:
         vocab = self.vocabulary(attributes)
         analysis = self.analyze(message, vocab)
         plan = self._decide(message, context, vocab, analysis)
-        if analysis.chinese and self._traditional(analysis, context, vocab):
+        if analysis.chinese and self._traditional(message, analysis, context, vocab):
             return replace(plan, reply=to_traditional(plan.reply))
         return plan
 
-    def _traditional(self, analysis: Analysis, context: PlanContext, vocab: Vocabulary) -> bool:
+    def _traditional(
+        self, message: str, analysis: Analysis, context: PlanContext, vocab: Vocabulary
+    ) -> bool:
         """Whether the user writes Traditional Chinese, so the reply should too.
 
-        A message in characters both scripts share ("微笑") says nothing; then the user's
-        latest message that does decides, so one "笑" does not switch a Traditional chat.
+        A message in characters both scripts share ("微笑") says nothing by itself; in a
+        chat that had Traditional, the newest user message whose characters tell decides,
+        so one "笑" does not switch a Traditional chat to Simplified.
         """
-        if analysis.script is not None:
-            return analysis.script == HANT
-        for text in user_messages(context.recent or ()):
-            script = self.analyze(text, vocab).script
-            if script is not None:
-                return script == HANT
+        if analysis.traditional:
+            return True
+        history = user_messages(context.recent or ())
+        if not any(self.analyze(text, vocab).traditional for text in history):
+            return False  # the common case, settled without loading the s2tw tables
+        for text in (message, *history):
+            if self.analyze(text, vocab).traditional:
+                return True
+            if is_simplified(text):
+                return False
         return False
 
     def _decide(

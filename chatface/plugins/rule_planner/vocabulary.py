@@ -67,7 +67,7 @@ class Lexed:
     words: list[str]  # every word, fillers included, in order
     question_mark: bool
     foreign: bool  # letters of a script we do not read (Cyrillic, Arabic, ...)
-    script: str | None = None  # Chinese script the message was written in (script.HANS/HANT)
+    traditional: bool = False  # written with Traditional-only Chinese characters
 
 
 @dataclass
@@ -150,7 +150,7 @@ class Vocabulary:
         """Read a message into lexemes (longest phrase first, fillers skipped)."""
         # Traditional characters become Simplified and "十岁" becomes "10岁" before
         # tokenising, so both reach exactly the paths "胡子" and "10岁" take.
-        text, script = to_simplified(normalize(message))
+        text, traditional = to_simplified(normalize(message))
         tokens = tokenize(digits_for_numerals(text))
         words = [t.text for t in tokens if t.kind == "word"]
         foreign = any(not w.isascii() for w in words)
@@ -177,7 +177,7 @@ class Vocabulary:
                 lexemes.append(_PUNCT[token.text])
         self._flush(run, lexemes)
         question_mark = any(t.kind == "punct" and t.text == "?" for t in tokens[-3:])
-        return Lexed(lexemes, words, question_mark, foreign, script)
+        return Lexed(lexemes, words, question_mark, foreign, traditional)
 
     def _flush(self, run: list[tuple[str, bool]], out: list[Lexeme]) -> None:
         i, longest = 0, self.max_phrase
