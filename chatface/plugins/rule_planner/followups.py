@@ -100,6 +100,12 @@ def _current(state: Mapping[str, float], attribute: str) -> float:
     return float(value) if isinstance(value, int | float) and value == value else 0.0
 
 
+def user_messages(recent: Sequence[tuple[str, str]]) -> list[str]:
+    """The user's messages among the last MAX_TURNS turns, newest first."""
+    turns = [t for t in list(recent)[-MAX_TURNS:] if _is_turn(t)]
+    return [text for role, text in reversed(turns) if role == "user"]
+
+
 def _is_turn(turn: object) -> bool:
     return (
         isinstance(turn, tuple | list)

@@ -76,6 +76,7 @@ class Analysis:
     unknown: tuple[str, ...] = ()
     suggestions: tuple[str, ...] = ()
     chinese: bool = False
+    traditional: bool = False  # Traditional-only characters: the reply is Traditional too
     foreign: bool = False
     slash: str | None = None  # an unknown /command
     empty: bool = False  # nothing recognisable at all
@@ -103,7 +104,12 @@ def analyze(message: str, vocab: Vocabulary) -> Analysis:
     lexemes, steps = take_steps(lexed.lexemes)
     has_age = "age" in vocab.attributes
     lexemes = adjectives(drop_weak(take_years(ages(lexemes, has_age), has_age)))
-    base = {"steps": steps, "chinese": chinese, "foreign": lexed.foreign and not chinese}
+    base = {
+        "steps": steps,
+        "chinese": chinese,
+        "traditional": lexed.traditional,
+        "foreign": lexed.foreign and not chinese,
+    }
     mentioned = tuple(dict.fromkeys(x.attribute for x in lexemes if x.kind is Kind.MENTION))
     if mentioned:
         if not chinese and _asks_about(lexed):
@@ -116,7 +122,7 @@ def analyze(message: str, vocab: Vocabulary) -> Analysis:
     # words mean the message is about something else ("ignore previous instructions").
     command = next((x.tag for x in lexemes if x.kind is Kind.COMMAND), None)
     if command and len(unknown) <= 1:
-        return Analysis(command=command, chinese=chinese)
+        return Analysis(command=command, chinese=chinese, traditional=lexed.traditional)
     question = not chinese and _is_question(lexed)
     followup, magnitude = _followup(lexemes)
     if followup and not question and not unknown and not suggestions:

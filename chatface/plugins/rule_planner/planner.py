@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from chatface.engine.types import Attribute, EditOp, EditPlan, PlanContext
 from chatface.plugins.rule_planner import replies
-from chatface.plugins.rule_planner.followups import find_topic, followup_changes, resolve_edits
+from chatface.plugins.rule_planner.followups import (
+    find_topic,
+    followup_changes,
+    resolve_edits,
+    user_messages,
+)
 from chatface.plugins.rule_planner.parse import Analysis, analyze
+from chatface.plugins.rule_planner.script import is_simplified, to_traditional
 from chatface.plugins.rule_planner.vocabulary import Vocabulary, aliases_of, build_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -70,8 +77,37 @@ class RulePlanner:
     def _plan(self, message: str, context: PlanContext) -> EditPlan:
         attributes = tuple(a for a in context.attributes if isinstance(a, Attribute))
         vocab = self.vocabulary(attributes)
-        names = vocab.attributes
         analysis = self.analyze(message, vocab)
+        plan = self._decide(message, context, vocab, analysis)
+        if analysis.chinese and self._traditional(message, analysis, context, vocab):
+            return replace(plan, reply=to_traditional(plan.reply))
+        return plan
+
+    def _traditional(
+        self, message: str, analysis: Analysis, context: PlanContext, vocab: Vocabulary
+    ) -> bool:
+        """Whether the user writes Traditional Chinese, so the reply should too.
+
+        A message in characters both scripts share ("微笑") says nothing by itself; in a
+        chat that had Traditional, the newest user message whose characters tell decides,
+        so one "笑" does not switch a Traditional chat to Simplified.
+        """
+        if analysis.traditional:
+            return True
+        history = user_messages(context.recent or ())
+        if not any(self.analyze(text, vocab).traditional for text in history):
+            return False  # the common case, settled without loading the s2tw tables
+        for text in (message, *history):
+            if self.analyze(text, vocab).traditional:
+                return True
+            if is_simplified(text):
+                return False
+        return False
+
+    def _decide(
+        self, message: str, context: PlanContext, vocab: Vocabulary, analysis: Analysis
+    ) -> EditPlan:
+        names = vocab.attributes
         zh = analysis.chinese
         if analysis.command:
             return EditPlan(

@@ -21,6 +21,8 @@ from chatface.plugins.rule_planner import chinese as zh
 from chatface.plugins.rule_planner import modifiers as en
 from chatface.plugins.rule_planner.fuzzy import FuzzyIndex
 from chatface.plugins.rule_planner.lexemes import Kind, Lexeme, parse_target, word_set
+from chatface.plugins.rule_planner.numerals import digits_for_numerals
+from chatface.plugins.rule_planner.script import to_simplified
 from chatface.plugins.rule_planner.synonyms import NEAR_MISSES, SYNONYMS, WEAK_WORDS
 from chatface.plugins.rule_planner.text import (
     is_ascii_word,
@@ -65,6 +67,7 @@ class Lexed:
     words: list[str]  # every word, fillers included, in order
     question_mark: bool
     foreign: bool  # letters of a script we do not read (Cyrillic, Arabic, ...)
+    traditional: bool = False  # written with Traditional-only Chinese characters
 
 
 @dataclass
@@ -145,7 +148,10 @@ class Vocabulary:
 
     def lex(self, message: str) -> Lexed:
         """Read a message into lexemes (longest phrase first, fillers skipped)."""
-        tokens = tokenize(normalize(message))
+        # Traditional characters become Simplified and "十岁" becomes "10岁" before
+        # tokenising, so both reach exactly the paths "胡子" and "10岁" take.
+        text, traditional = to_simplified(normalize(message))
+        tokens = tokenize(digits_for_numerals(text))
         words = [t.text for t in tokens if t.kind == "word"]
         foreign = any(not w.isascii() for w in words)
         lexemes: list[Lexeme] = []
@@ -171,7 +177,7 @@ class Vocabulary:
                 lexemes.append(_PUNCT[token.text])
         self._flush(run, lexemes)
         question_mark = any(t.kind == "punct" and t.text == "?" for t in tokens[-3:])
-        return Lexed(lexemes, words, question_mark, foreign)
+        return Lexed(lexemes, words, question_mark, foreign, traditional)
 
     def _flush(self, run: list[tuple[str, bool]], out: list[Lexeme]) -> None:
         i, longest = 0, self.max_phrase
