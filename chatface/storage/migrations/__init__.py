@@ -14,15 +14,17 @@ import importlib.resources
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 from chatface.errors import StorageError
 from chatface.storage.models import TABLES, UTCDateTime
+
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
 
 # Not Alembic's default ``alembic_version``: a PostgreSQL database may be shared with
 # another application that uses Alembic, and its revision must never be taken for ours.
