@@ -1,22 +1,21 @@
 """Storage of chatface: users, conversations, faces, edit history and messages.
 
 ``Store`` is the only entry point the engine, bots and CLI need; the models are the
-detached rows it returns.
+detached rows it returns. ``migrate`` upgrades a database's schema with Alembic (opening
+a ``Store`` does it).
 """
 
-from chatface.storage.migrations import MIGRATIONS, Migration, migrate
-from chatface.storage.models import Conversation, Edit, Face, Message, SchemaVersion, User
+from chatface.storage.models import Conversation, Edit, Face, Message, User
+from chatface.storage.schema import head_revision, migrate
 from chatface.storage.store import Store
 
 __all__ = [
-    "MIGRATIONS",
     "Conversation",
     "Edit",
     "Face",
     "Message",
-    "Migration",
-    "SchemaVersion",
     "Store",
     "User",
+    "head_revision",
     "migrate",
 ]

@@ -2,7 +2,9 @@
 
 These are sqlmodel classes with ``table=True``. The store (:mod:`chatface.storage.store`)
 hands them out detached, so callers read attributes freely but never lazy-load anything.
-Changing a table here means adding a migration in :mod:`chatface.storage.migrations`.
+Changing a table here means adding an Alembic revision that brings existing databases to
+the same shape (``python -m chatface.storage.migrations revision -m "..."``; see
+docs/architecture.md, "Schema migrations").
 """
 
 from __future__ import annotations
@@ -152,16 +154,6 @@ class Message(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
-class SchemaVersion(SQLModel, table=True):
-    """The single row saying which migration the database has reached."""
-
-    __tablename__ = "schema_version"
-    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_schema_version_single_row"),)
-
-    id: int = Field(default=1, primary_key=True)
-    version: int
-
-
 # Every table chatface owns, parents before children. SQLModel.metadata is shared with
-# any other sqlmodel table in the process, so schema creation names these explicitly.
-TABLES: tuple[type[SQLModel], ...] = (User, Conversation, Face, Edit, Message, SchemaVersion)
+# any other sqlmodel table in the process, so migrations compare only these.
+TABLES: tuple[type[SQLModel], ...] = (User, Conversation, Face, Edit, Message)

@@ -25,8 +25,9 @@ from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from chatface.errors import StorageError
-from chatface.storage.migrations import migrate, prepare_sqlite, sqlite_path
 from chatface.storage.models import Conversation, Edit, Face, Message, User
+from chatface.storage.schema import migrate
+from chatface.storage.sqlite import prepare_sqlite, sqlite_path
 
 if TYPE_CHECKING:
     from chatface.config import Config
@@ -84,14 +85,15 @@ class Store:
         self._reader = self._engine.execution_options(chatface_write=False)
         shown = url_obj.render_as_string(hide_password=True)
         try:
-            self.schema_version = migrate(self._engine)
+            # The Alembic revision the database is at: the latest this code knows.
+            self.schema_revision = migrate(self._engine)
         except OperationalError as exc:
             self._engine.dispose()
             raise StorageError(f"Cannot open the database {shown}: {exc.orig}") from exc
         except BaseException:
             self._engine.dispose()
             raise
-        logger.debug("Opened %s at schema version %d", shown, self.schema_version)
+        logger.debug("Opened %s at schema revision %s", shown, self.schema_revision)
 
     @classmethod
     def from_config(cls, config: Config) -> Store:

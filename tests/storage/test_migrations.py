@@ -1,41 +1,60 @@
-"""Tests of schema versioning on SQLite and PostgreSQL: fresh databases, upgrades that
-keep data, a failing upgrade that rolls back, and databases this code must refuse."""
+"""Tests of the schema upgrade on start, on SQLite and PostgreSQL: fresh databases, the
+hand-written runner's databases adopted with their data, upgrades that keep data, failing
+upgrades that roll back, the SQLite backup, and databases this code must refuse."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from chatface.errors import StorageError
-from chatface.storage import MIGRATIONS, Migration, Store, migrate
-from chatface.storage.migrations import latest_version, read_version
+from chatface.storage import Store, head_revision, migrate
+from chatface.storage.migrations import OUR_TABLES, VERSION_TABLE
+from chatface.storage.schema import BASELINE_REVISION
+from tests.storage.legacy import LATENTS, PNG, STATE, create_legacy_database
 
-OUR_TABLES = {"users", "conversations", "faces", "edits", "messages", "schema_version"}
+NEXT = "a1b2c3d4e5f6"  # revisions the tests add on top of the shipped ones
+AFTER_NEXT = "b2c3d4e5f6a7"
+AddRevision = Callable[..., Path]
 
+# Adds a column with a full table copy on SQLite (recreate="always"), as batch mode does
+# for most changes there: users is a parent table, so this fails unless foreign keys are
+# off during the upgrade. On SQLite it also checks that the backup exists before any
+# revision runs.
+NICKNAME = """
+    from pathlib import Path
+    import sqlalchemy as sa
+    from alembic import op
 
-def add_nickname(connection: Connection) -> None:
-    connection.execute(sa.text("ALTER TABLE users ADD COLUMN nickname VARCHAR(64) DEFAULT ''"))
-    connection.execute(sa.text("UPDATE users SET nickname = 'nick-' || platform_user_id"))
-
-
-def add_nickname_then_fail(connection: Connection) -> None:
-    add_nickname(connection)
-    raise RuntimeError("bug in migration 2")
-
-
-V2 = Migration(2, "users get a nickname", add_nickname)
+    def upgrade():
+        bind = op.get_bind()
+        sqlite = bind.dialect.name == "sqlite"
+        if sqlite:
+            db = Path(bind.engine.url.database)
+            assert db.with_name(db.name + ".bak-{backup}").is_file(), "no backup yet"
+        with op.batch_alter_table(
+            "users",
+            recreate="always" if sqlite else "auto",
+            table_kwargs={{"sqlite_autoincrement": True}},
+        ) as batch:
+            batch.add_column(sa.Column("nickname", sa.String(64), nullable=True))
+        op.execute("UPDATE users SET nickname = 'nick-' || platform_user_id")
+        {then}
+"""
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """A bare engine (no Store) on an empty database of each backend."""
     if database_url.startswith("sqlite"):
-        Path(sa.make_url(database_url).database or "").parent.mkdir(parents=True)
+        Path(sa.make_url(database_url).database or "").parent.mkdir(parents=True, exist_ok=True)
     created = sa.create_engine(database_url)
     try:
         yield created
@@ -43,151 +62,239 @@ def engine(database_url: str) -> Iterator[Engine]:
         created.dispose()
 
 
-def version_of(engine: Engine) -> int | None:
+@pytest.fixture
+def add_revision(tmp_path: Path) -> Iterator[AddRevision]:
+    """Writes test revisions into a folder of their own; yields the writer."""
+    folder = tmp_path / "versions"
+    folder.mkdir()
+
+    def add(revision: str, down: str, body: str, **fields: str) -> Path:
+        source = textwrap.dedent(body.format(**fields)) + (
+            f"\nrevision = {revision!r}\ndown_revision = {down!r}\n"
+            "branch_labels = None\ndepends_on = None\n"
+        )
+        (folder / f"{revision}_test.py").write_text(source)
+        return folder
+
+    yield add
+
+
+def revision_of(engine: Engine) -> list[str]:
     with engine.connect() as connection:
-        return read_version(connection)
+        rows = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        return [row[0] for row in rows]
 
 
 def columns(engine: Engine, table: str) -> set[str]:
     return {c["name"] for c in sa.inspect(engine).get_columns(table)}
 
 
-def write_v1_data(database_url: str, files_dir: Path) -> int:
+def sqlite_file(database_url: str) -> Path | None:
+    if not database_url.startswith("sqlite"):
+        return None
+    return Path(sa.make_url(database_url).database or "")
+
+
+def assert_legacy_rows_intact(database_url: str, files_dir: Path) -> None:
     with Store(database_url, files_dir) as store:
-        assert store.schema_version == 1
-        user = store.get_or_create_user("telegram", "42")
-        conversation = store.get_or_create_conversation(user.id or 0, "c")
-        face = store.add_face(
-            conversation.id or 0,
-            aligned_png=b"\x00png",
-            inverse_transform=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
-            latents=b"\x00latents\xff",
-            backend="tiny",
-            weights_sha256="0" * 64,
-        )
-        store.append_edit(face.id or 0, plan_json="{}", state_json='{"smile": 1}')
-        return face.id or 0
+        assert [(u.platform, u.platform_user_id) for u in store.users()] == [("telegram", "42")]
+        face = store.get_face(1)
+        assert (face.aligned_png, face.latents, face.cursor) == (PNG, LATENTS, 1)
+        assert face.created_at.isoformat() == "2024-05-01T12:00:00+00:00"
+        assert store.current_state_json(1) == STATE
+        assert [m.text for m in store.messages(1)] == ["smile please"]
+        # Ids are never reused: the next user gets 2 even on SQLite.
+        assert store.get_or_create_user("discord", "7").id == 2
 
 
-def assert_v1_data_intact(database_url: str, files_dir: Path, face_id: int) -> None:
-    with Store(database_url, files_dir) as store:
-        assert [u.platform_user_id for u in store.users()] == ["42"]
-        face = store.get_face(face_id)
-        assert face.latents == b"\x00latents\xff"
-        assert face.aligned_png == b"\x00png"
-        assert store.current_state_json(face_id) == '{"smile": 1}'
-
-
-def test_shipped_migrations_are_numbered_from_one() -> None:
-    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert latest_version() == len(MIGRATIONS)
-
-
-def test_fresh_database_gets_tables_and_latest_version(engine: Engine) -> None:
+def test_fresh_database_gets_tables_and_latest_revision(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(sa.text("CREATE TABLE someone_elses (x INTEGER)"))
-    assert migrate(engine) == latest_version()
+    assert migrate(engine) == head_revision()
     tables = set(sa.inspect(engine).get_table_names())
-    assert tables == OUR_TABLES | {"someone_elses"}
-    assert version_of(engine) == latest_version()
-    assert migrate(engine) == latest_version()  # a second run changes nothing
-    with engine.connect() as connection:
-        rows = connection.execute(sa.text("SELECT COUNT(*) FROM schema_version")).scalar_one()
-    assert rows == 1
+    assert tables - {"sqlite_sequence"} == OUR_TABLES | {VERSION_TABLE, "someone_elses"}
+    assert revision_of(engine) == [head_revision()]
+    assert migrate(engine) == head_revision()  # a second run changes nothing
+    assert revision_of(engine) == [head_revision()]
+
+
+def test_fresh_sqlite_file_gets_no_backup(tmp_path: Path) -> None:
+    with Store(f"sqlite:///{tmp_path / 'chatface.db'}", tmp_path / "files") as store:
+        assert store.schema_revision == head_revision()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chatface.db"]
+
+
+def test_legacy_database_is_adopted_with_its_data(database_url: str, files_dir: Path) -> None:
+    create_legacy_database(database_url)
+    with Store(database_url, files_dir) as store:
+        assert store.schema_revision == head_revision()
+        tables = set(sa.inspect(store.engine).get_table_names())
+        assert "schema_version" not in tables
+        assert revision_of(store.engine) == [head_revision()]
+    assert_legacy_rows_intact(database_url, files_dir)
+    db = sqlite_file(database_url)
+    if db is not None:
+        backup = sqlite3.connect(db.with_name(db.name + ".bak-v1"))
+        try:
+            assert backup.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+            assert backup.execute("SELECT platform_user_id FROM users").fetchall() == [("42",)]
+            assert backup.execute("SELECT latents FROM faces").fetchall() == [(LATENTS,)]
+        finally:
+            backup.close()
 
 
 def test_upgrade_keeps_data_and_adds_column(
-    database_url: str, files_dir: Path, engine: Engine
+    database_url: str, files_dir: Path, engine: Engine, add_revision: AddRevision
 ) -> None:
-    write_v1_data(database_url, files_dir)
-    assert "nickname" not in columns(engine, "users")
+    create_legacy_database(database_url)
+    # Adoption and the next revision in one go: the backup is named after version 1.
+    versions = add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup="v1", then="")
 
-    assert migrate(engine, [*MIGRATIONS, V2]) == 2
+    assert migrate(engine, [versions]) == NEXT
 
-    assert version_of(engine) == 2
+    assert revision_of(engine) == [NEXT]
     assert "nickname" in columns(engine, "users")
     with engine.connect() as connection:
-        nick = connection.execute(sa.text("SELECT nickname FROM users")).scalar_one()
-    assert nick == "nick-42"
-    assert migrate(engine, [*MIGRATIONS, V2]) == 2  # already there: nothing runs again
+        row = connection.execute(sa.text("SELECT id, nickname FROM users")).one()
+        assert tuple(row) == (1, "nick-42")
+        faces = connection.execute(sa.text("SELECT conversation_id, latents FROM faces"))
+        assert [tuple(r) for r in faces] == [(1, LATENTS)]
+    assert migrate(engine, [versions]) == NEXT  # already there: nothing runs again
     engine.dispose()
-    if database_url.startswith("sqlite"):
-        db = Path(sa.make_url(database_url).database or "")
-        backup = db.with_name(db.name + ".bak-v1")
-        assert backup.is_file()
-        copy = sqlite3.connect(backup)
+    db = sqlite_file(database_url)
+    if db is not None:
+        copy = sqlite3.connect(db)
         try:
-            assert copy.execute("SELECT version FROM schema_version").fetchone() == (1,)
-            assert copy.execute("SELECT platform_user_id FROM users").fetchall() == [("42",)]
-            names = [row[1] for row in copy.execute("PRAGMA table_info(users)")]
-            assert "nickname" not in names
+            # The table copy kept AUTOINCREMENT and left no row pointing nowhere.
+            sql = copy.execute("SELECT sql FROM sqlite_master WHERE name = 'users'").fetchone()
+            assert "AUTOINCREMENT" in sql[0]
+            assert copy.execute("PRAGMA foreign_key_check").fetchall() == []
         finally:
             copy.close()
-    # This code's store knows only version 1, so it must refuse the upgraded database.
-    with pytest.raises(StorageError, match="Upgrade chatface"):
+    # This code's store does not know NEXT, so it must refuse the upgraded database.
+    with pytest.raises(StorageError, match=f"revision {NEXT}.*Upgrade chatface"):
         Store(database_url, files_dir)
 
 
-def test_failing_migration_rolls_back(database_url: str, files_dir: Path, engine: Engine) -> None:
-    face_id = write_v1_data(database_url, files_dir)
-    broken = Migration(2, "users get a nickname", add_nickname_then_fail)
-
-    with pytest.raises(StorageError, match="version 2.*bug in migration 2.*left at version 1"):
-        migrate(engine, [*MIGRATIONS, broken])
-
-    assert version_of(engine) == 1
-    assert "nickname" not in columns(engine, "users")  # the ALTER TABLE was undone too
-    engine.dispose()
-    assert_v1_data_intact(database_url, files_dir, face_id)
-    if database_url.startswith("sqlite"):
-        db = Path(sa.make_url(database_url).database or "")
-        assert db.with_name(db.name + ".bak-v1").is_file()
-
-
-def test_later_failure_keeps_earlier_steps(database_url: str, files_dir: Path) -> None:
-    write_v1_data(database_url, files_dir)
-    engine = sa.create_engine(database_url)
+def test_backup_holds_the_schema_and_data_before_the_upgrade(
+    tmp_path: Path, files_dir: Path, add_revision: AddRevision
+) -> None:
+    url = f"sqlite:///{tmp_path / 'chatface.db'}"
+    with Store(url, files_dir) as store:
+        store.get_or_create_user("telegram", "42")
+    versions = add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup=BASELINE_REVISION, then="")
+    engine = sa.create_engine(url)
     try:
-
-        def fail(connection: Connection) -> None:
-            raise RuntimeError("step 3 breaks")
-
-        with pytest.raises(StorageError, match="left at version 2"):
-            migrate(engine, [*MIGRATIONS, V2, Migration(3, "breaks", fail)])
-        assert version_of(engine) == 2
-        assert "nickname" in columns(engine, "users")
+        assert migrate(engine, [versions]) == NEXT
     finally:
         engine.dispose()
+    backup = sqlite3.connect(tmp_path / f"chatface.db.bak-{BASELINE_REVISION}")
+    try:
+        rows = backup.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+        assert rows == [(BASELINE_REVISION,)]
+        assert backup.execute("SELECT platform_user_id FROM users").fetchall() == [("42",)]
+        assert "nickname" not in [row[1] for row in backup.execute("PRAGMA table_info(users)")]
+    finally:
+        backup.close()
 
 
-def test_newer_database_is_refused(database_url: str, files_dir: Path, engine: Engine) -> None:
-    write_v1_data(database_url, files_dir)
+def test_failing_revision_rolls_back(
+    database_url: str, files_dir: Path, engine: Engine, add_revision: AddRevision
+) -> None:
+    with Store(database_url, files_dir) as store:
+        store.get_or_create_user("telegram", "42")
+    then = 'raise RuntimeError("bug in the revision")'
+    versions = add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup=BASELINE_REVISION, then=then)
+
+    pattern = f"to {NEXT} failed: bug in the revision.*rolled back.*still at {BASELINE_REVISION}"
+    with pytest.raises(StorageError, match=pattern):
+        migrate(engine, [versions])
+
+    assert revision_of(engine) == [BASELINE_REVISION]
+    assert "nickname" not in columns(engine, "users")  # the table copy was undone too
+    engine.dispose()
+    with Store(database_url, files_dir) as store:
+        assert [u.platform_user_id for u in store.users()] == ["42"]
+    db = sqlite_file(database_url)
+    if db is not None:
+        assert db.with_name(f"{db.name}.bak-{BASELINE_REVISION}").is_file()
+
+
+def test_later_failure_rolls_back_earlier_revisions_too(
+    database_url: str, files_dir: Path, engine: Engine, add_revision: AddRevision
+) -> None:
+    # One transaction for the whole upgrade: the database is never left between
+    # revisions, it is either as before (and as its backup) or at the new head.
+    create_legacy_database(database_url)
+    add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup="v1", then="")
+    versions = add_revision(
+        AFTER_NEXT, NEXT, 'def upgrade():\n    raise RuntimeError("step 2 breaks")\n'
+    )
+    with pytest.raises(StorageError, match="step 2 breaks.*still at v1"):
+        migrate(engine, [versions])
+    tables = set(sa.inspect(engine).get_table_names())
+    assert "schema_version" in tables and VERSION_TABLE not in tables
+    assert "nickname" not in columns(engine, "users")
+    engine.dispose()
+    assert_legacy_rows_intact(database_url, files_dir)
+
+
+def test_newer_revision_is_refused(database_url: str, files_dir: Path, engine: Engine) -> None:
+    Store(database_url, files_dir).close()
     with engine.begin() as connection:
-        connection.execute(sa.text("UPDATE schema_version SET version = 99"))
-    with pytest.raises(StorageError, match="schema version 99.*Upgrade chatface"):
-        migrate(engine)
-    with pytest.raises(StorageError, match="Upgrade chatface"):
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = 'ffffffffffff'"))
+    with pytest.raises(StorageError, match="revision ffffffffffff.*newer.*Upgrade chatface"):
         Store(database_url, files_dir)
-    assert version_of(engine) == 99
+    assert revision_of(engine) == ["ffffffffffff"]
+
+
+def test_newer_legacy_version_is_refused(
+    database_url: str, files_dir: Path, engine: Engine
+) -> None:
+    create_legacy_database(database_url, version=99)
+    with pytest.raises(StorageError, match="schema version 99.*Upgrade chatface"):
+        Store(database_url, files_dir)
+    tables = set(sa.inspect(engine).get_table_names())
+    assert "schema_version" in tables and VERSION_TABLE not in tables
 
 
 def test_tables_without_version_are_refused(
     database_url: str, files_dir: Path, engine: Engine
 ) -> None:
-    write_v1_data(database_url, files_dir)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM schema_version"))
+    create_legacy_database(database_url, version=None)
     with pytest.raises(StorageError, match="schema_version table .* is empty"):
         migrate(engine)
     with engine.begin() as connection:
         connection.execute(sa.text("DROP TABLE schema_version"))
-    with pytest.raises(StorageError, match="no schema_version table"):
+    with pytest.raises(StorageError, match="has chatface tables .* but no"):
         Store(database_url, files_dir)
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT COUNT(*) FROM users")).scalar_one() == 1
+    assert VERSION_TABLE not in sa.inspect(engine).get_table_names()
 
 
-def test_migration_list_must_have_no_gaps(engine: Engine) -> None:
-    with pytest.raises(ValueError, match="1, 2, 3"):
-        migrate(engine, [*MIGRATIONS, Migration(3, "skips 2", add_nickname)])
+def test_two_heads_are_refused(engine: Engine, add_revision: AddRevision) -> None:
+    add_revision(NEXT, BASELINE_REVISION, "def upgrade():\n    pass\n")
+    versions = add_revision(AFTER_NEXT, BASELINE_REVISION, "def upgrade():\n    pass\n")
+    with pytest.raises(StorageError, match="2 heads"):
+        migrate(engine, [versions])
     assert sa.inspect(engine).get_table_names() == []
+
+
+def test_processes_starting_at_once_create_the_schema_once(
+    database_url: str, files_dir: Path
+) -> None:
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            Store(database_url, files_dir).close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
