@@ -191,3 +191,49 @@ def test_the_missing_weights_message_names_commands_that_work_as_printed(
     assert result.exit_code == 0, result.output
     assert (tmp_path / "obama_edited.png").is_file() and "random weights" not in result.output
     assert encoded
+
+
+PHOTO = Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg"
+FAST = ["--encode-steps", "2", "--steps", "2"]
+
+
+def test_edit_on_a_terminal_offers_the_download(hub, tmp_path, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setattr("chatface.cli.common.interactive", lambda: True)
+    out = tmp_path / "out.png"
+    result = runner.invoke(
+        app, ["edit", str(PHOTO), "--set", "smile=0.5", "-o", str(out), *FAST], input="y\ny\n"
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Download 'ffhq256_autoenc' (about 2000 MB, from alexkrz/diffae-ffhq256" in text
+    assert "Download 'ffhq256_autoenc_cls' (about 700 MB" in text
+    assert "random weights" not in text and out.is_file()
+    assert {w.name for w in weights.list_weights()} == {"ffhq256_autoenc", "ffhq256_autoenc_cls"}
+
+
+def test_declining_the_offer_falls_back_to_tiny(hub, tmp_path, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setattr("chatface.cli.common.interactive", lambda: True)
+    result = runner.invoke(
+        app, ["edit", str(PHOTO), "--set", "smile=0.5", "-o", str(tmp_path / "o.png"), *FAST],
+        input="n\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Falling back to the 'tiny' backend" in result.output
+    assert weights.list_weights() == []
+
+
+def test_download_flag_fetches_without_asking(hub, tmp_path) -> None:  # noqa: F811
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "--download", *FAST[2:]])
+    assert result.exit_code == 0, result.output
+    assert "random weights" not in result.output
+    assert {w.name for w in weights.list_weights()} == {"ffhq256_autoenc", "ffhq256_autoenc_cls"}
+
+
+def test_without_a_terminal_nothing_is_downloaded(hub, tmp_path) -> None:  # noqa: F811
+    result = runner.invoke(
+        app, ["edit", str(PHOTO), "--set", "smile=0.5", "-o", str(tmp_path / "o.png"), *FAST]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Falling back to the 'tiny' backend" in result.output
+    assert not [p for _, p, _ in hub.requests if "/resolve/" in p]  # not one file fetched
+    assert weights.list_weights() == []
