@@ -116,7 +116,7 @@ def test_download_then_edit_with_no_other_step(hub, tmp_path) -> None:  # noqa: 
     assert result.exit_code == 0, result.output
     assert "Installed 'ffhq256_autoenc' (autoencoder)" in result.output
     assert "Installed 'ffhq256_autoenc_cls' (classifier)" in result.output
-    assert "about 2000 MB, from alexkrz/diffae-ffhq256 on Hugging Face" in " ".join(
+    assert "about 2700 MB, from alexkrz/diffae-ffhq256 on Hugging Face" in " ".join(
         result.output.split()
     )
     photo = Path(__file__).resolve().parents[1] / "data" / "faces" / "obama.jpg"
@@ -205,7 +205,7 @@ def test_edit_on_a_terminal_offers_the_download(hub, tmp_path, monkeypatch) -> N
     )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "Download 'ffhq256_autoenc' (about 2000 MB, from alexkrz/diffae-ffhq256" in text
+    assert "Download 'ffhq256_autoenc' (about 2700 MB, from alexkrz/diffae-ffhq256" in text
     assert "Download 'ffhq256_autoenc_cls' (about 700 MB" in text
     assert "random weights" not in text and out.is_file()
     assert {w.name for w in weights.list_weights()} == {"ffhq256_autoenc", "ffhq256_autoenc_cls"}

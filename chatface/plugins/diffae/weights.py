@@ -222,7 +222,7 @@ SPECS = (
             _HF_MIRROR,
             WeightsSource("gdrive", "1-5zfxT6Gl-GjxM7z9ZO2AHlB70tfmF6V", _AUTHORS),
         ),
-        download_mb=2000,
+        download_mb=2700,
         manual_url=OFFICIAL_CHECKPOINTS,
         default=True,
     ),
