@@ -75,10 +75,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("photos", "min_face_px", 48,
             "Smallest face accepted: the shorter side of the face box, in photo pixels."),
     Setting("weights", "base_url", "",
-            "Where `chatface weights download` fetches weights: an https:// base URL with "
-            "<name>/<file> and <name>/SHA256SUMS, or hf://owner/repo[@revision] for a public "
-            "Hugging Face repository. Empty: no mirror; import the official checkpoints "
-            "instead (docs/weights.md)."),
+            "A mirror `chatface weights download` tries before the plugins' own sources: an "
+            "https:// base URL serving <name>/SHA256SUMS and the files it lists, "
+            "hf://owner/repo[@revision] or gdrive://FOLDER_ID. Empty: only the plugins' "
+            "sources (docs/weights.md)."),
     Setting("weights", "timeout_s", 20.0,
             "Seconds to wait for the weights server before a download gives up."),
     Setting("planner", "name", "rules",
