@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 if TYPE_CHECKING:
     from chatface.engine.editor import Engine
@@ -47,6 +47,9 @@ def _size(n: int) -> str:
 
 def _print_installed(console: Console, info: WeightsInfo) -> None:
     console.print(f"Installed '{info.name}' ({info.kind}) in {info.path}", highlight=False)
+    if info.source.get("from"):
+        found = f"  from {info.source['from']}: {info.source.get('file', '')}"
+        console.print(found, highlight=False)
     for file, sha in info.files.items():
         console.print(f"  {file}  sha256 {sha[:16]}...", highlight=False)
     for note in info.notes:
@@ -189,7 +192,7 @@ def list_(
             highlight=False,
         )
         return
-    table = Table("name", "kind", "size", "source", "installed")
+    table = Table(Column("name", overflow="fold"), "kind", "size", "source", "installed")
     for info in found:
         source = info.source.get("from") or info.source.get("file") or ""
         when = info.imported_at[:16].replace("T", " ")

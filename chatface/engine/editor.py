@@ -194,7 +194,7 @@ class Engine:
             raise WeightsError(f"No plugin declares weights called '{name}' (known: {known}).")
         return download(
             specs[name], source=source, trust_pickle=trust_pickle, progress=progress,
-            settings=self.config,
+            settings=self.config, other_names=list(specs),
         )  # fmt: skip
 
     def check_ready(

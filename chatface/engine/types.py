@@ -321,3 +321,6 @@ class WeightsSpec:
     download_mb: int = 0  # approximate, shown before a download
     manual_url: str = ""  # where a person can get the files by hand
     default: bool = False  # fetched by `chatface weights download` without names
+    # Files the importer reads from beside a checkpoint when a source has them there
+    # (e.g. DiffAE's latent.pkl); downloaded together with each candidate checkpoint.
+    companions: tuple[str, ...] = ()

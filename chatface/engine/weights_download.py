@@ -31,9 +31,10 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from chatface import __version__
@@ -89,16 +90,23 @@ def download(
     trust_pickle: bool = False,
     progress: ProgressFn | None = None,
     settings: Config | None = None,
+    other_names: Sequence[str] = (),
 ) -> WeightsInfo:
-    """Fetch ``spec`` from the first source that has it, check it, install it."""
+    """Fetch ``spec`` from the first source that has it, check it, install it.
+
+    ``other_names`` are the other declared weights: a file named after one of them
+    (``ffhq256_autoenc_cls`` when looking for ``ffhq256_autoenc``) is tried last.
+    """
     settings = settings or load_config()
     timeout = float(settings["weights.timeout_s"])
+    others = [name for name in (other_names or ()) if name != spec.name]
     failures: list[str] = []
     for where in sources_for(spec, source, settings):
         folder = weights_root(settings) / ".downloads" / spec.name / _slug(where)
         try:
-            files = _FETCHERS[where.kind](where, spec.name, folder, timeout, progress)
-            info = _install_first(spec, files, where, trust_pickle, settings)
+            found = _FETCHERS[where.kind](where, spec, folder, timeout, progress)
+            info = _install_first(spec, rank(found, spec.name, others), where, trust_pickle,
+                                  settings)  # fmt: skip
         except UnsafeCheckpointError:
             raise  # the user must decide; the message names the source and --trust-pickle
         except WeightsError as exc:
@@ -106,6 +114,8 @@ def download(
             failures.append(f"{where.describe()}: {exc}")
             continue
         shutil.rmtree(folder.parent, ignore_errors=True)  # this and other sources' leftovers
+        with suppress(OSError):
+            folder.parent.parent.rmdir()  # .downloads itself, when nothing else is pending
         return info
     reasons = "".join(f"\n  - {reason}" for reason in failures) or " (no source is known)"
     raise DownloadError(
@@ -121,36 +131,52 @@ def _slug(source: WeightsSource) -> str:
 # --- choosing and installing -------------------------------------------------------------
 
 
-def _candidates(files: Mapping[Path, str | None], name: str) -> list[Path]:
-    """Checkpoint-like files, the likeliest first: named after the weights, then biggest."""
-    found = [p for p in files if p.suffix.lower() in CHECKPOINT_SUFFIXES]
+@dataclass(frozen=True)
+class Candidate:
+    """A checkpoint-like file of a source; ``fetch()`` downloads it (with the spec's
+    companion files beside it) and returns its local path and sha256."""
 
-    def rank(path: Path) -> tuple[int, int]:
-        named = name.lower() in str(path).lower()
-        return (0 if named else 1, -path.stat().st_size)
+    path: str  # where it is in the source, e.g. "ffhq256_autoenc/last.ckpt"
+    size: int
+    fetch: Callable[[], tuple[Path, str]]
 
-    return sorted(found, key=rank)
+
+def rank(candidates: list[Candidate], name: str, others: Sequence[str]) -> list[Candidate]:
+    """The likeliest first: in a folder or file called ``name``; then a path mentioning it;
+    then the rest; last, paths naming another declared set. Bigger first within each."""
+
+    def key(candidate: Candidate) -> tuple[int, int]:
+        path = PurePosixPath(candidate.path.lower())
+        if name.lower() in (*path.parent.parts, path.stem):
+            group = 0
+        elif any(other.lower() in str(path) for other in others if len(other) > len(name)):
+            group = 3
+        else:
+            group = 1 if name.lower() in str(path) else 2
+        return group, -candidate.size
+
+    return sorted(candidates, key=key)
 
 
 def _install_first(
     spec: WeightsSpec,
-    files: Mapping[Path, str | None],
+    candidates: list[Candidate],
     where: WeightsSource,
     trust_pickle: bool,
     settings: Config,
 ) -> WeightsInfo:
+    """Download and offer each candidate in turn; install the first the importer accepts."""
     problems = []
-    for path in _candidates(files, spec.name):
+    for candidate in candidates:
+        if PurePosixPath(candidate.path).name in spec.companions:
+            continue  # read beside a checkpoint, never a checkpoint itself
+        path, sha256 = candidate.fetch()  # DownloadError: this source fails as a whole
         try:
             checkpoint = read_checkpoint(path, trust_pickle=trust_pickle, origin=where.describe())
             if not spec.importer.recognises(checkpoint):
-                problems.append(f"{path.name}: not this kind of checkpoint")
+                problems.append(f"{candidate.path}: not this kind of checkpoint")
                 continue
-            source = {
-                "from": where.describe(),
-                "file": path.name,
-                "sha256": files[path] or sha256_file(path),
-            }
+            source = {"from": where.describe(), "file": candidate.path, "sha256": sha256}
             options = {"trust_pickle": trust_pickle}
             info = import_checkpoint(
                 checkpoint, spec.importer, name=spec.name, options=options, source=source,
@@ -159,12 +185,25 @@ def _install_first(
         except UnsafeCheckpointError:
             raise
         except WeightsError as exc:
-            problems.append(f"{path.name}: {exc}")
+            problems.append(f"{candidate.path}: {exc}")
             continue
-        logger.info("installed %s from %s (%s)", spec.name, where.describe(), path.name)
+        logger.info("installed %s from %s (%s)", spec.name, where.describe(), candidate.path)
         return info
     shown = "; ".join(problems) if problems else "no checkpoint files"
     raise WeightsError(f"nothing there fits '{spec.name}' ({shown})")
+
+
+def _local(folder: Path, files: Mapping[Path, str | None]) -> list[Candidate]:
+    """Candidates for files that are already on disk (a mirror's, a Drive folder's)."""
+
+    def fetched(path: Path, sha256: str | None) -> Callable[[], tuple[Path, str]]:
+        return lambda: (path, sha256 or sha256_file(path))
+
+    return [
+        Candidate(path.relative_to(folder).as_posix(), path.stat().st_size, fetched(path, sha))
+        for path, sha in files.items()
+        if path.suffix.lower() in CHECKPOINT_SUFFIXES
+    ]
 
 
 # --- fetching -------------------------------------------------------------------------------
@@ -252,13 +291,17 @@ def _network_error(url: str, exc: BaseException) -> DownloadError:
     return DownloadError(f"{url} cannot be reached ({getattr(exc, 'reason', None) or exc})")
 
 
-Fetcher = Callable[[WeightsSource, str, Path, float, ProgressFn | None], dict[Path, str | None]]
+Fetcher = Callable[[WeightsSource, WeightsSpec, Path, float, ProgressFn | None], list["Candidate"]]
 
 
 def _fetch_url(
-    source: WeightsSource, name: str, folder: Path, timeout: float, progress: ProgressFn | None
-) -> dict[Path, str | None]:
-    base = f"{source.location.rstrip('/')}/{urllib.parse.quote(name)}"
+    source: WeightsSource,
+    spec: WeightsSpec,
+    folder: Path,
+    timeout: float,
+    progress: ProgressFn | None,
+) -> list[Candidate]:
+    base = f"{source.location.rstrip('/')}/{urllib.parse.quote(spec.name)}"
     sums_path = folder / SUMS_FILE
     with suppress(FileNotFoundError):
         sums_path.unlink()  # always the current list
@@ -269,7 +312,7 @@ def _fetch_url(
         url = f"{base}/{urllib.parse.quote(file)}"
         fetch_file(url, folder / file, timeout=timeout, expected_sha256=expected, progress=progress)
         files[folder / file] = expected
-    return files
+    return _local(folder, files)
 
 
 def _parse_sums(text: str, url: str) -> dict[str, str]:
@@ -288,8 +331,14 @@ def _parse_sums(text: str, url: str) -> dict[str, str]:
 
 
 def _fetch_huggingface(
-    source: WeightsSource, name: str, folder: Path, timeout: float, progress: ProgressFn | None
-) -> dict[Path, str | None]:
+    source: WeightsSource,
+    spec: WeightsSpec,
+    folder: Path,
+    timeout: float,
+    progress: ProgressFn | None,
+) -> list[Candidate]:
+    """List the repository; candidates download on demand, so a repository holding many
+    models costs only the files tried."""
     from huggingface_hub import HfApi, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
@@ -302,17 +351,16 @@ def _fetch_huggingface(
     _check_reachable(f"{endpoint or 'https://huggingface.co'}/api/models/{repo}", timeout)
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        entries = [
-            entry
+        entries = {
+            entry.path: entry
             for entry in api.list_repo_tree(repo, recursive=True, revision=revision or None)
             if hasattr(entry, "lfs")  # files, not folders
-        ]
+        }
     except Exception as exc:  # the Hub client raises its own error types; all mean "not here"
         raise DownloadError(f"cannot list {repo} ({type(exc).__name__}: {exc})") from None
-    wanted = _pick_hf_files(entries, name)
     headers = build_hf_headers(token=token, library_name="chatface", library_version=__version__)
-    files = {}
-    for entry in wanted:
+
+    def get(entry: Any) -> tuple[Path, str]:
         url = hf_hub_url(repo, entry.path, revision=revision or None, endpoint=endpoint)
         expected = entry.lfs.sha256 if entry.lfs is not None else None
         dest = folder / entry.path
@@ -320,8 +368,23 @@ def _fetch_huggingface(
             url, dest, timeout=timeout, headers=headers, expected_sha256=expected,
             progress=progress,
         )  # fmt: skip
-        files[dest] = sha
-    return files
+        return dest, sha
+
+    def fetcher(entry: Any) -> Callable[[], tuple[Path, str]]:
+        def fetch() -> tuple[Path, str]:
+            beside = PurePosixPath(entry.path).parent
+            for companion in spec.companions:
+                if (found := entries.get(str(beside / companion).removeprefix("./"))) is not None:
+                    get(found)
+            return get(entry)
+
+        return fetch
+
+    return [
+        Candidate(path, entry.size or 0, fetcher(entry))
+        for path, entry in entries.items()
+        if PurePosixPath(path).suffix.lower() in CHECKPOINT_SUFFIXES
+    ]
 
 
 def _check_reachable(url: str, timeout: float) -> None:
@@ -335,24 +398,13 @@ def _check_reachable(url: str, timeout: float) -> None:
         raise _network_error(url, exc) from None
 
 
-def _pick_hf_files(entries: list[Any], name: str) -> list[Any]:
-    """Checkpoint files: those in a folder called ``name`` or named ``name`` when there are
-    such (so a mirror of several models downloads one), else those whose path mentions it,
-    else all; each with the other checkpoint files beside it (e.g. latent.pkl)."""
-    checkpoints = [e for e in entries if Path(e.path).suffix.lower() in CHECKPOINT_SUFFIXES]
-    if not checkpoints:
-        raise DownloadError("the repository holds no checkpoint files")
-    exact = [e for e in checkpoints if name in (*Path(e.path).parent.parts, Path(e.path).stem)]
-    named = exact or [e for e in checkpoints if name.lower() in e.path.lower()]
-    if not named:
-        return checkpoints
-    folders = {Path(e.path).parent for e in named}
-    return [e for e in checkpoints if e in named or Path(e.path).parent in folders]
-
-
 def _fetch_gdrive(
-    source: WeightsSource, name: str, folder: Path, timeout: float, progress: ProgressFn | None
-) -> dict[Path, str | None]:
+    source: WeightsSource,
+    spec: WeightsSpec,
+    folder: Path,
+    timeout: float,
+    progress: ProgressFn | None,
+) -> list[Candidate]:
     import gdown
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -365,7 +417,7 @@ def _fetch_gdrive(
         raise DownloadError(f"Google Drive folder {source.location}: {exc}") from None
     if not paths:
         raise DownloadError(f"Google Drive folder {source.location} gave no files")
-    return {Path(p): None for p in paths if p}
+    return _local(folder, {Path(p): None for p in paths if p})
 
 
 _FETCHERS: dict[str, Fetcher] = {

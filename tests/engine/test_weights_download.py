@@ -84,7 +84,7 @@ def test_download_finds_checks_and_installs_the_mirrors_files(hub: FakeHub) -> N
     data = hub.repos[MIRROR]["ffhq256_autoenc/diffae_ema_state_dict.pt"]
     assert info.source == {
         "from": f"{MIRROR} on Hugging Face (community mirror)",
-        "file": "diffae_ema_state_dict.pt",
+        "file": "ffhq256_autoenc/diffae_ema_state_dict.pt",
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     model = DiffAEModel(tiny_config())
@@ -103,7 +103,7 @@ def test_download_finds_checks_and_installs_the_mirrors_files(hub: FakeHub) -> N
 
 def test_the_classifier_is_recognised_in_the_same_mirror(hub: FakeHub) -> None:
     info = Engine().download_weights("ffhq256_autoenc_cls")
-    assert info.kind == "classifier" and info.source["file"] == "last.ckpt"
+    assert info.kind == "classifier" and info.source["file"] == "ffhq256_autoenc_cls/last.ckpt"
 
 
 def test_an_interrupted_download_resumes_after_a_restart(hub: FakeHub) -> None:
@@ -208,3 +208,24 @@ def test_sources_are_parsed_and_unknown_names_refused() -> None:
         parse_source("ftp://example.org/w")
     with pytest.raises(weights.WeightsError, match="No plugin declares weights called 'nope'"):
         Engine().download_weights("nope")
+
+
+def test_a_flat_layout_is_found_without_fetching_the_other_models(monkeypatch, tmp_path) -> None:
+    """Files named unlike the weights: the classifier (named after another set) is tried
+    last, so the autoencoder download fetches only its own file and latent.pkl."""
+    make_classifier(tmp_path / "cls")
+    stats = {"conds_mean": torch.randn(32), "conds_std": torch.rand(32) + 0.5}
+    repo = {
+        "cls/ffhq256_autoenc_cls.ckpt": (tmp_path / "cls" / "last.ckpt").read_bytes(),
+        "diffae_ffhq256_ema.pt": torch_bytes(random_state(3)),
+        "latent.pkl": torch_bytes(stats),
+    }
+    with serve(FakeHub(repos={MIRROR: repo})) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        engine = Engine()
+        info = engine.download_weights("ffhq256_autoenc")
+        assert info.source["file"] == "diffae_ffhq256_ema.pt"
+        fetched = [p.rsplit("/", 1)[-1] for _, p, _ in hub.requests if "/resolve/" in p]
+        assert fetched == ["latent.pkl", "diffae_ffhq256_ema.pt"]
+        assert torch.equal(load_file(info.path / STATS_FILE)["conds_std"], stats["conds_std"])
+        assert engine.download_weights("ffhq256_autoenc_cls").kind == "classifier"

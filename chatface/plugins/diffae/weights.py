@@ -225,6 +225,7 @@ SPECS = (
         download_mb=2700,
         manual_url=OFFICIAL_CHECKPOINTS,
         default=True,
+        companions=STATS_NAMES,
     ),
     WeightsSpec(
         name="ffhq128_autoenc_130M",
@@ -233,5 +234,6 @@ SPECS = (
         sources=(WeightsSource("gdrive", "10UNtFNfxbHBPkoIh003JkSPto5s-VbeN", _AUTHORS),),
         download_mb=1600,
         manual_url=OFFICIAL_CHECKPOINTS,
+        companions=STATS_NAMES,
     ),
 )
