@@ -36,7 +36,8 @@ def chatface_register_backends(register: Callable[..., None]) -> None:
     lower-case identifier (``"diffae"``); ``factory(config)`` is called lazily,
     the first time the backend is needed, and must return an object with the
     :class:`chatface.engine.types.Backend` protocol: ``image_size``,
-    ``latent_dim``, ``encode(images, steps, progress) -> Latents`` and
+    ``latent_dim``, ``weights_sha256`` (identifies the loaded weights; stored with
+    each face), ``encode(images, steps, progress) -> Latents`` and
     ``render(latents, condition_schedule, steps, progress) -> images``. Do not
     load weights at registration time. A backend whose weights are random (a
     stand-in for trying the flow offline) registers with

@@ -1,4 +1,4 @@
-"""Built-in plugin: the Anthropic planner, used when an ``anthropic`` API key is set.
+"""Built-in plugin: the Anthropic planner, used when ``planner.name = "anthropic"``.
 
 One forced tool call per message: the tool's JSON schema lists the registered
 attributes and the plan contract's actions, the system prompt explains the contract
