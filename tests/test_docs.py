@@ -134,6 +134,6 @@ def test_plugins_page_describes_every_builtin_plugin() -> None:
     for plugin in builtins:
         short = plugin["name"].removeprefix(BUILTIN_PREFIX)
         [row] = [line for line in docs.splitlines() if line.startswith(f"| `{short}` |")]
-        for kind in ("backends", "directions", "planners"):
+        for kind in ("backends", "directions", "planners", "weights"):
             for name in plugin["registered"][kind]:
                 assert f"`{name}`" in row, (short, kind, name)

@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "chatface.plugins.tiny",
     "chatface.plugins.rule_planner",
     "chatface.plugins.anthropic_planner",
+    "chatface.plugins.mapper",
 )
 
 

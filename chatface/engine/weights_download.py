@@ -143,9 +143,10 @@ class Candidate:
 
 def rank(candidates: list[Candidate], name: str, others: Sequence[str]) -> list[Candidate]:
     """The likeliest first: in a folder or file called ``name``; then a path mentioning it;
-    then the rest; last, paths naming another declared set. Bigger first within each."""
+    then the rest; last, paths naming another declared set. Within each, safetensors
+    files first, then bigger first."""
 
-    def key(candidate: Candidate) -> tuple[int, int]:
+    def key(candidate: Candidate) -> tuple[int, bool, int]:
         path = PurePosixPath(candidate.path.lower())
         if name.lower() in (*path.parent.parts, path.stem):
             group = 0
@@ -153,7 +154,8 @@ def rank(candidates: list[Candidate], name: str, others: Sequence[str]) -> list[
             group = 3
         else:
             group = 1 if name.lower() in str(path) else 2
-        return group, -candidate.size
+        # safetensors first: the same weights in a pickle would need --trust-pickle at worst.
+        return group, path.suffix != ".safetensors", -candidate.size
 
     return sorted(candidates, key=key)
 

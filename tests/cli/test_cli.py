@@ -60,9 +60,10 @@ def test_plugins_table_names_every_plugin_at_80_columns() -> None:
     assert result.exit_code == 0
     assert "…" not in result.output
     first_column = [line.split("│")[1].strip() for line in result.output.splitlines()[4:-1]]
-    for name in ("diffae", "celeba_directions", "tiny", "rule_planner", "anthropic_planner"):
+    names = ("diffae", "celeba_directions", "tiny", "rule_planner", "anthropic_planner", "mapper")
+    for name in names:
         assert f"{name} (built-in)" in first_column or name in first_column, first_column
-    assert result.output.count("built-in") == 5
+    assert result.output.count("built-in") == len(names)
 
 
 def test_config_show_reports_sources(monkeypatch) -> None:
