@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from chatface.engine.batch import RenderRequest, RenderResult
     from chatface.engine.faces import AlignedFace
     from chatface.engine.weights import ProgressFn, WeightsInfo
 
@@ -251,10 +252,33 @@ class Engine:
     ) -> torch.Tensor:
         """Render ``state`` from the original latents: [B, 3, S, S] in [-1, 1]."""
         name = backend or self.config["engine.backend"]
-        model = self.backend(name)
         z_edit = self.edit_latents(latents.z_sem, state, name)
-        schedule = make_schedule(self.config["render.schedule"], z_edit, latents.z_sem)
-        return model.render(latents, schedule, steps or self.config["render.steps"], progress)
+        steps = steps or self.config["render.steps"]
+        return self.render_group(
+            name, latents, z_edit, self.config["render.schedule"], steps, progress
+        )
+
+    def render_group(
+        self,
+        backend: str,
+        latents: Latents,
+        z_edit: torch.Tensor,
+        schedule: str,
+        steps: int,
+        progress: Progress | None = None,
+    ) -> torch.Tensor:
+        """One model call: the stacked faces ``latents`` rendered with their edited
+        ``z_edit`` under the condition schedule called ``schedule``."""
+        condition = make_schedule(schedule, z_edit, latents.z_sem)
+        return self.backend(backend).render(latents, condition, steps, progress)
+
+    def render_batch(
+        self, requests: Sequence[RenderRequest], progress: Progress | None = None
+    ) -> list[RenderResult]:
+        """Render data-only requests, one model call per (backend, steps, schedule)."""
+        from chatface.engine.batch import render_batch
+
+        return render_batch(self, requests, progress)
 
     def render(
         self,
