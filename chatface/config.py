@@ -93,8 +93,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("queue", "max_pending", 64,
             "Renders waiting at most; further requests are refused with a 'busy' reply."),
     Setting("queue", "max_batch", 8, "Renders batched into one model call at most."),
+    Setting("queue", "batch_window_ms", 25,
+            "How long a batch waits for more renders to join it before it starts, in ms."),
     Setting("queue", "per_user_pending", 2,
-            "Renders one user may have waiting at once (flood protection)."),
+            "Renders one user may have waiting at once (flood protection); a newer edit "
+            "replaces the user's waiting one."),
     Setting("bots", "rate_limit_per_minute", 20, "Messages per user per minute a bot accepts."),
     Setting("bots", "telegram_base_url", "",
             "Telegram Bot API base URL. Empty: the official server. Tests use a local fake."),
