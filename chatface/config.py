@@ -99,6 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Renders one user may have waiting at once (flood protection); a newer edit "
             "replaces the user's waiting one."),
     Setting("bots", "rate_limit_per_minute", 20, "Messages per user per minute a bot accepts."),
+    Setting("bots", "face_cache", 32,
+            "Decoded faces kept in memory (least recently used go first); others are read "
+            "back from storage."),
     Setting("bots", "telegram_base_url", "",
             "Telegram Bot API base URL. Empty: the official server. Tests use a local fake."),
     Setting("bots", "discord_base_url", "",

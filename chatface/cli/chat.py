@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,15 +17,16 @@ from chatface.cli.common import (
     open_face,
     pick_backend,
     read_photo,
-    save,
 )
 from chatface.cli.edit import BACKEND_HELP
 from chatface.cli.progress import progress_bar
 from chatface.errors import ChatFaceError
+from chatface.files import atomic_write
 
 if TYPE_CHECKING:
-    from chatface.bots.conversation import Conversation
-    from chatface.engine.editor import Engine
+    from chatface.bots.conversation import ConversationCore
+    from chatface.engine.editor import Engine, OpenedFace
+    from chatface.storage import Store
 
 QUIT = {"quit", "exit", "/quit", "/exit", ":q", "bye"}
 PHOTO_COMMAND = "/photo"
@@ -47,7 +49,6 @@ def chat(
 
     Example: chatface chat portrait.jpg
     """
-    from chatface.bots.conversation import Conversation
     from chatface.storage import Store
 
     engine = make_engine()
@@ -59,44 +60,65 @@ def chat(
     opened = open_face(engine, image, 0, name, None)
     user, chat_id = getpass.getuser(), f"terminal:{photo.resolve()}"
     with Store.from_config(engine.config) as store:
-        conversation = Conversation(engine, store, platform="cli", backend=name)
-        reply = conversation.add_face(user, chat_id, opened, data, photo.name)
+        asyncio.run(
+            _session(engine, store, name, user, chat_id, (opened, data, photo.name), folder)
+        )
+    console.print("Bye.")
+
+
+async def _session(
+    engine: Engine,
+    store: Store,
+    backend: str,
+    user: str,
+    chat_id: str,
+    first: tuple[OpenedFace, bytes, str],
+    folder: Path,
+) -> None:
+    """The chat loop, on the same async core as the bots (input read off the loop)."""
+    from chatface.bots.conversation import ConversationCore
+    from chatface.engine.queue import LocalRenderQueue
+
+    queue = LocalRenderQueue.from_engine(engine)
+    try:
+        core = ConversationCore(engine, store, queue, platform="cli", backend=backend)
+        reply = await core.add_face(user, chat_id, *first)
         console.print(f"[bold]chatface:[/bold] {reply.text}")
         console.print(f"(Type what to change; {PHOTO_COMMAND} PATH for another photo; quit.)")
         turn = 0
         while True:
             try:
-                message = typer.prompt("you", prompt_suffix="> ")
+                message = await asyncio.to_thread(typer.prompt, "you", prompt_suffix="> ")
             except (EOFError, typer.Abort):
                 break
             if message.strip().lower() in QUIT:
                 break
             command, _, argument = message.strip().partition(" ")
             if command.lower() == PHOTO_COMMAND:
-                text = _switch_photo(engine, conversation, user, chat_id, argument, name)
+                text = await _switch_photo(core, user, chat_id, argument)
                 console.print(f"[bold]chatface:[/bold] {text}")
                 continue
             with progress_bar("Rendering") as report:
-                reply = conversation.receive_text(user, chat_id, message, report)
+                reply = await core.receive_text(user, chat_id, message, report)
             console.print(f"[bold]chatface:[/bold] {reply.text}")
             if reply.image is not None:
                 turn += 1
                 path = folder / f"{turn:03d}.png"
-                save(reply.image, path)
+                atomic_write(path, reply.image)
                 console.print(f"  saved {path}")
-    console.print("Bye.")
+    finally:
+        await queue.close()
 
 
-def _switch_photo(
-    engine: Engine, conversation: Conversation, user: str, chat_id: str, argument: str, backend: str
-) -> str:
+async def _switch_photo(core: ConversationCore, user: str, chat_id: str, argument: str) -> str:
     """Open another photo mid-session; a bad one is a reply and the current face stays."""
     if not argument.strip():
         return f"Say which photo: {PHOTO_COMMAND} PATH."
     path = Path(argument.strip().strip("'\"")).expanduser()
     try:
-        data, image = read_photo(engine, path)
-        opened = open_face(engine, image, 0, backend, None)
+        data, _ = read_photo(core.engine, path)
     except ChatFaceError as exc:
         return f"{exc} (The current photo stays.)"
-    return conversation.add_face(user, chat_id, opened, data, path.name).text
+    with progress_bar("Encoding the face (DDIM inversion)") as report:
+        reply = await core.receive_photo(user, chat_id, data, path.name, report)
+    return f"{reply.text} (The current photo stays.)" if reply.error else reply.text

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import io
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -22,6 +25,11 @@ from chatface.cli.common import (
 from chatface.cli.progress import progress_bar
 from chatface.engine.types import EditOp, EditPlan
 from chatface.errors import ChatFaceError
+
+if TYPE_CHECKING:
+    from chatface.bots.conversation import Reply
+    from chatface.engine.editor import Engine, OpenedFace
+    from chatface.storage import Store
 
 DEMO_EDITS = (EditOp("smile", 0.6), EditOp("age", 0.4))
 # Inverting with few steps keeps a random-weight demo quick; its output is noise anyway.
@@ -54,7 +62,8 @@ def demo(
 
     Example: chatface demo -o demo-output
     """
-    from chatface.bots.conversation import Conversation
+    from PIL import Image
+
     from chatface.storage import Store
 
     engine = make_engine()
@@ -67,13 +76,7 @@ def demo(
     plan = EditPlan("edit", DEMO_EDITS, steps, reply="Adding a smile and a few years.")
 
     with Store.from_config(engine.config) as store:
-        chat = Conversation(engine, store, "cli", backend=name)
-        # Stored as your own session, so `chatface history` right after shows it.
-        user, chat_id = getpass.getuser(), "demo"
-        chat.add_face(user, chat_id, opened, data, source.name)
-        with progress_bar("Rendering the edit") as report:
-            after = chat.carry_out(user, chat_id, plan, report)
-        undo = chat.carry_out(user, chat_id, EditPlan("undo", reply="Undone."))
+        after, undo = asyncio.run(_edit_and_undo(engine, store, name, opened, data, source, plan))
     if after.image is None or undo.image is None:
         raise ChatFaceError(f"The demo could not render: {after.text} {undo.text}")
 
@@ -84,10 +87,38 @@ def demo(
         "undo": output / "after_undo.png",
         "all": output / "before_after_undo.png",
     }
+    after_image, undo_image = (Image.open(io.BytesIO(r.image or b"")) for r in (after, undo))
     save(opened.photo, paths["before"])
-    save(after.image, paths["after"])
-    save(undo.image, paths["undo"])
-    save(side_by_side(side_by_side(opened.photo, after.image), undo.image), paths["all"])
+    save(after_image, paths["after"])
+    save(undo_image, paths["undo"])
+    save(side_by_side(side_by_side(opened.photo, after_image), undo_image), paths["all"])
     console.print(f"{after.text} Then undo: back to the original photo.")
     for label, path in paths.items():
         console.print(f"  {label:7} {path}")
+
+
+async def _edit_and_undo(
+    engine: Engine,
+    store: Store,
+    backend: str,
+    opened: OpenedFace,
+    data: bytes,
+    source: Path,
+    plan: EditPlan,
+) -> tuple[Reply, Reply]:
+    """The demo's two turns, on the same async core and render queue as the bots."""
+    from chatface.bots.conversation import ConversationCore
+    from chatface.engine.queue import LocalRenderQueue
+
+    queue = LocalRenderQueue.from_engine(engine)
+    try:
+        core = ConversationCore(engine, store, queue, "cli", backend=backend)
+        # Stored as your own session, so `chatface history` right after shows it.
+        user, chat_id = getpass.getuser(), "demo"
+        await core.add_face(user, chat_id, opened, data, source.name)
+        with progress_bar("Rendering the edit") as report:
+            after = await core.carry_out(user, chat_id, plan, report)
+        undo = await core.carry_out(user, chat_id, EditPlan("undo", reply="Undone."))
+        return after, undo
+    finally:
+        await queue.close()

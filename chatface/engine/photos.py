@@ -163,3 +163,15 @@ def to_image(tensor: torch.Tensor) -> Image.Image:
         t = t[0]
     a = ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return Image.fromarray(a.permute(1, 2, 0).numpy(), "RGB")
+
+
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def encode_image(image: Image.Image, fmt: str = "PNG") -> tuple[bytes, str]:
+    """``image`` encoded once as PNG (lossless, the default), JPEG or WebP, with its
+    media type: what replies carry and result files hold."""
+    buffer = io.BytesIO()
+    options = {"quality": 92} if fmt in ("JPEG", "WEBP") else {}
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue(), IMAGE_TYPES[fmt]

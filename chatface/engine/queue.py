@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import threading
@@ -107,6 +108,8 @@ class RenderQueue(Protocol):
     def position(self, job: RenderJob) -> int | None: ...
 
     def stats(self) -> QueueStats: ...
+
+    async def run_model(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
     async def postprocess(self, fn: Callable[..., T], *args: Any) -> T: ...
 
@@ -202,6 +205,11 @@ class LocalRenderQueue:
     def stats(self) -> QueueStats:
         queued, running = self._queued(), sum(j.state == "running" for j in self._running)
         return QueueStats(**{**self._stats.__dict__, "queued": queued, "running": running})
+
+    async def run_model(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run other model work (encoding a new face) on the model thread, between
+        batches: the models are only ever used from that one thread."""
+        return await self._loop.run_in_executor(self._model, functools.partial(fn, *args, **kwargs))
 
     async def postprocess(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` (paste-back, encoding) in the small pool, off the model thread."""
