@@ -152,7 +152,8 @@ class MethodsMixin:
     def _bot_message(self, p: Params, **content: Any) -> dict[str, Any]:
         chat_id = self._chat_id(p)
         message: dict[str, Any] = {"message_id": 0, "from": self.bot, "chat": tg.chat(chat_id),
-                                   "date": int(time.time()), **content}  # fmt: skip
+                                   "date": int(time.time())}  # fmt: skip
+        message.update((k, v) for k, v in content.items() if v is not None)
         reply = p.get("reply_parameters") or {}
         reply_to = reply.get("message_id", p.get("reply_to_message_id"))
         if reply_to is not None:
@@ -168,22 +169,20 @@ class MethodsMixin:
         return dict(message)
 
     def _send_message(self, p: Params, f: Files) -> dict[str, Any]:
-        text = tg.check_text(p.get("text"))
-        return self._bot_message(p, text=text, **_entities(p, "entities"))
+        return self._bot_message(p, **tg.text_content(p))
 
     def _send_photo(self, p: Params, f: Files) -> dict[str, Any]:
-        caption = tg.check_caption(p.get("caption"))
+        caption = tg.caption_content(p)
         photo = self._input_file(p, f, "photo")
         if getattr(photo, "kind", "photo") != "photo":
             raise tg.bad_request("type of file mismatch")
         self._chat_id(p)  # before storing anything
         sizes = (self.photo_sets[photo.file_id] if hasattr(photo, "file_id")
                  else self._store_photo(photo.data))  # fmt: skip
-        extra = {"caption": caption, **_entities(p, "caption_entities")} if caption else {}
-        return self._bot_message(p, photo=sizes, **extra)
+        return self._bot_message(p, photo=sizes, **caption)
 
     def _send_document(self, p: Params, f: Files) -> dict[str, Any]:
-        caption = tg.check_caption(p.get("caption"))
+        caption = tg.caption_content(p)
         doc = self._input_file(p, f, "document")
         self._chat_id(p)
         if hasattr(doc, "file_id"):  # a re-send
@@ -195,8 +194,7 @@ class MethodsMixin:
             document = {k: v for k, v in document.items() if v is not None}
         else:
             document = self._store_document(doc.data, doc.filename, doc.content_type)
-        extra = {"caption": caption, **_entities(p, "caption_entities")} if caption else {}
-        return self._bot_message(p, document=document, **extra)
+        return self._bot_message(p, document=document, **caption)
 
     def _editable(self, p: Params) -> dict[str, Any]:
         if "inline_message_id" in p:
@@ -215,7 +213,10 @@ class MethodsMixin:
             message.get("reply_markup") == markup
         ):
             raise tg.bad_request(NOT_MODIFIED)
-        message.update(content)
+        for key, value in content.items():
+            message.pop(key, None)
+            if value is not None:
+                message[key] = value
         message.pop("reply_markup", None)
         if markup:
             message["reply_markup"] = markup
@@ -226,14 +227,13 @@ class MethodsMixin:
         message = self._editable(p)
         if "text" not in message:
             raise tg.bad_request("there is no text in the message to edit")
-        text = tg.check_text(p.get("text"))
-        return self._apply_edit(message, p, text=text)
+        return self._apply_edit(message, p, **tg.text_content(p))
 
     def _edit_message_caption(self, p: Params, f: Files) -> dict[str, Any]:
         message = self._editable(p)
         if "text" in message:
             raise tg.bad_request("there is no caption in the message to edit")
-        return self._apply_edit(message, p, caption=tg.check_caption(p.get("caption")))
+        return self._apply_edit(message, p, **tg.caption_content(p))
 
     def _edit_message_reply_markup(self, p: Params, f: Files) -> dict[str, Any]:
         return self._apply_edit(self._editable(p), p)
@@ -281,7 +281,3 @@ class MethodsMixin:
 def _scope_key(p: Params) -> tuple[str, str]:
     scope = p.get("scope") or {"type": "default"}
     return json.dumps(scope, sort_keys=True), str(p.get("language_code", ""))
-
-
-def _entities(p: Params, name: str) -> dict[str, Any]:
-    return {name: p[name]} if p.get(name) else {}

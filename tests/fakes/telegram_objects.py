@@ -8,6 +8,7 @@ parses them into its own objects.
 
 from __future__ import annotations
 
+import html.parser
 import io
 import json
 import re
@@ -137,20 +138,73 @@ def thumbnails(data: bytes) -> list[tuple[int, int, bytes]]:
     return out
 
 
-def check_text(text: Any) -> str:
-    if not isinstance(text, str) or not text.strip():
+HTML_ENTITIES = {
+    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
+    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
+    "tg-spoiler": "spoiler", "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre",
+    "blockquote": "blockquote",
+}  # fmt: skip
+
+
+class _TelegramHTML(html.parser.HTMLParser):
+    """parse_mode=HTML as Telegram reads it: the tags it knows become entities."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text = ""
+        self.open: list[tuple[str, int, dict[str, str | None]]] = []
+        self.entities: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in HTML_ENTITIES:
+            raise bad_request(f'can\'t parse entities: Unsupported start tag "{tag}"')
+        self.open.append((tag, utf16_len(self.text), dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1][0] != tag:
+            raise bad_request(f'can\'t parse entities: Unmatched end tag "{tag}"')
+        _, start, attrs = self.open.pop()
+        length = utf16_len(self.text) - start
+        if length:
+            entity = {"type": HTML_ENTITIES[tag], "offset": start, "length": length}
+            if tag == "a":
+                entity["url"] = attrs.get("href") or ""
+            self.entities.append(entity)
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def formatted(text: Any, parse_mode: Any, entities: Any) -> tuple[str, list | None]:
+    """The text and entities Telegram stores: HTML markup becomes entities (MarkdownV2 and
+    Markdown are kept as sent: this fake does not parse them)."""
+    text = "" if text is None else str(text)
+    if str(parse_mode).lower() != "html":
+        return text, entities or None
+    parser = _TelegramHTML()
+    parser.feed(text)
+    parser.close()
+    if parser.open:
+        tag = parser.open[-1][0]
+        raise bad_request(f"can't parse entities: Can't find end tag corresponding to \"{tag}\"")
+    return parser.text, sorted(parser.entities, key=lambda e: e["offset"]) or None
+
+
+def text_content(p: dict[str, Any]) -> dict[str, Any]:
+    """``text`` and ``entities`` (None when there are none) of sendMessage/editMessageText."""
+    text, entities = formatted(p.get("text"), p.get("parse_mode"), p.get("entities"))
+    if not text.strip():
         raise bad_request("message text is empty")
     if utf16_len(text) > MAX_TEXT:
         raise bad_request("message is too long")
-    return text
+    return {"text": text, "entities": entities}
 
 
-def check_caption(caption: Any) -> str | None:
-    if caption is None:
-        return None
-    if utf16_len(str(caption)) > MAX_CAPTION:
+def caption_content(p: dict[str, Any]) -> dict[str, Any]:
+    caption, entities = formatted(p.get("caption"), p.get("parse_mode"), p.get("caption_entities"))
+    if utf16_len(caption) > MAX_CAPTION:
         raise bad_request("message caption is too long")
-    return str(caption)
+    return {"caption": caption or None, "caption_entities": entities}
 
 
 def inline_keyboard(markup: Any) -> dict[str, Any] | None:

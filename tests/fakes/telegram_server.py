@@ -17,10 +17,12 @@ poll ends the first with 409 Conflict), deleteWebhook, getWebhookInfo, getFile,
 sendMessage, sendPhoto, sendDocument (multipart uploads, or a ``file_id`` re-send),
 editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
 answerCallbackQuery, sendChatAction, setMyCommands, getMyCommands, deleteMyCommands.
-They check what Telegram checks where bots commonly go wrong (unknown chat, empty or
-too long text, "message is not modified", bad callback data, an upload that is no
-image) and answer Telegram's error texts. Any other method answers 404 ``Not Found:
-method X``; a wrong token answers 401 ``Unauthorized``.
+They check what Telegram checks where bots commonly go wrong (unknown chat: only chats a
+simulated user wrote in; empty or too long text; "message is not modified"; bad callback
+data; an upload that is no image; bad ``parse_mode=HTML`` markup, which becomes entities
+as on Telegram; MarkdownV2 is kept as sent, unchecked) and answer Telegram's error texts.
+Any other method answers 404 ``Not Found: method X``; a wrong token answers 401
+``Unauthorized``.
 
 Users are simulated with :meth:`~FakeTelegramServer.user_sends_text`,
 ``user_sends_command``, ``user_sends_photo`` and ``user_presses_button``; each queues
@@ -31,6 +33,13 @@ type), the HTTP status and the JSON answered. The token is never recorded or log
 (aiohttp's access log is off because the token is in every path). ``wait_for`` (async)
 and ``wait_for_sync`` block, event-driven, until a matching call has been answered.
 ``fail_next``/``rate_limit`` script error answers (e.g. 429 with ``retry_after``).
+
+What PTB 22 calls: ``Application.initialize`` -> getMe; ``updater.start_polling`` ->
+deleteWebhook, then getUpdates(offset, timeout) in a loop; ``updater.stop`` cancels the
+pending poll (the fake sees the hang-up, status 499) and confirms with one last
+getUpdates(offset, timeout=0). Plain fields arrive form-encoded, JSON-encoded unless
+they are strings; with files, multipart/form-data with the file part named after the
+parameter (``photo``, ``document``) and the file name and MIME type PTB guessed.
 
 The Bot API JSON is built in :mod:`tests.fakes.telegram_objects`, the methods live in
 :mod:`tests.fakes.telegram_methods`, the call log in :mod:`tests.fakes.telegram_calls`.
@@ -118,7 +127,8 @@ class FakeTelegramServer(CallLog, MethodsMixin):
             return [u["update_id"] for u in self._updates]
 
     def bot_messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
-        """Messages the bot sent and did not delete, as they stand now (edits applied)."""
+        """Messages the bot sent and did not delete, as they stand now: edits applied,
+        HTML markup turned into entities (``calls`` keep the parameters as sent)."""
         with self._lock:
             return [
                 m for (chat, _), m in sorted(self.messages.items())

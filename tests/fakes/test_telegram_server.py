@@ -464,6 +464,26 @@ def test_file_ids_resend_and_markup_edits(server: FakeTelegramServer) -> None:
     assert server.unknown_calls() == []
 
 
+def test_html_parse_mode_becomes_entities(server: FakeTelegramServer) -> None:
+    server.user_sends_text(CHAT, USER, "hello")
+
+    async def scenario() -> None:
+        async with Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url) as bot:
+            sent = await bot.send_message(CHAT, "😀 <b>Done</b> &lt;3", parse_mode="HTML")
+            assert sent.text == "😀 Done <3"
+            assert [(e.type, e.offset, e.length) for e in sent.entities] == [("bold", 3, 4)]
+            assert sent.text_html == "😀 <b>Done</b> &lt;3"
+            with pytest.raises(BadRequest, match="Can't parse entities"):
+                await bot.send_message(CHAT, "<b>unclosed", parse_mode="HTML")
+            with pytest.raises(BadRequest, match="Message is not modified"):
+                await sent.edit_text("😀 <b>Done</b> &lt;3", parse_mode="HTML")
+            plain = await sent.edit_text("😀 Done <3")  # same text, no bold: a change
+            assert plain.entities == ()
+
+    run(scenario())
+    assert server.calls_to("sendMessage")[0].params["text"] == "😀 <b>Done</b> &lt;3"  # as sent
+
+
 def test_commands_per_scope_and_language(server: FakeTelegramServer) -> None:
     async def scenario() -> None:
         async with Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url) as bot:
