@@ -328,8 +328,11 @@ def test_wrong_token_fails_like_telegram(server: FakeTelegramServer) -> None:
 
     async def scenario() -> None:
         app = build(server, token=wrong)
-        with pytest.raises(InvalidToken, match="rejected by the server"):
-            await app.initialize()
+        try:
+            with pytest.raises(InvalidToken, match="rejected by the server"):
+                await app.initialize()
+        finally:  # a failed initialize leaves PTB's HTTP client open
+            await app.bot.request.shutdown()
 
     run(scenario())
     (call,) = server.calls
