@@ -64,7 +64,7 @@ def inverted(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-class Bot_:
+class BotUnderTest:
     """The bot under test: a few handlers, recording what they saw and what failed."""
 
     def __init__(self) -> None:
@@ -133,7 +133,7 @@ def build(server: FakeTelegramServer, token: str = TOKEN, **builder: Any) -> App
 
 @contextlib.asynccontextmanager
 async def polling(
-    server: FakeTelegramServer, bot: Bot_, **builder: Any
+    server: FakeTelegramServer, bot: BotUnderTest, **builder: Any
 ) -> AsyncIterator[Application]:
     """A started Application polling the fake; stopped and shut down on exit."""
     app = build(server, **builder)
@@ -150,7 +150,7 @@ async def polling(
 
 
 def test_echo_command_and_startup_calls(server: FakeTelegramServer) -> None:
-    bot = Bot_()
+    bot = BotUnderTest()
 
     async def scenario() -> None:
         async with polling(server, bot):
@@ -175,7 +175,7 @@ def test_echo_command_and_startup_calls(server: FakeTelegramServer) -> None:
 def test_photo_is_downloaded_and_edited_photo_uploaded(
     server: FakeTelegramServer, as_document: bool
 ) -> None:
-    bot = Bot_()
+    bot = BotUnderTest()
     original = image(900, 600)
 
     async def scenario() -> None:
@@ -218,7 +218,7 @@ def test_photo_is_downloaded_and_edited_photo_uploaded(
 
 
 def test_button_press_is_answered_and_the_message_edited(server: FakeTelegramServer) -> None:
-    bot = Bot_()
+    bot = BotUnderTest()
 
     async def scenario() -> None:
         async with polling(server, bot):
@@ -248,7 +248,7 @@ def test_button_press_is_answered_and_the_message_edited(server: FakeTelegramSer
 
 
 def test_status_message_edited_several_times(server: FakeTelegramServer) -> None:
-    bot = Bot_()
+    bot = BotUnderTest()
 
     async def scenario() -> None:
         async with polling(server, bot):
@@ -267,7 +267,7 @@ def test_status_message_edited_several_times(server: FakeTelegramServer) -> None
 def test_polling_offsets_advance_and_nothing_is_delivered_twice(
     server: FakeTelegramServer,
 ) -> None:
-    bot = Bot_()
+    bot = BotUnderTest()
     sent: list[int] = []
 
     async def scenario() -> None:
@@ -293,7 +293,7 @@ def test_polling_offsets_advance_and_nothing_is_delivered_twice(
 
 def test_shutdown_ends_the_long_poll_quickly(server: FakeTelegramServer) -> None:
     ended = (CLIENT_GONE, 409)
-    bot = Bot_()
+    bot = BotUnderTest()
     took: list[float] = []
 
     async def scenario() -> None:
@@ -346,7 +346,7 @@ def test_updater_retries_a_rate_limited_poll(
 ) -> None:
     """PTB's polling loop waits ``retry_after`` (+0.5 s) after a 429, then polls again."""
     monkeypatch.setenv("PTB_TIMEDELTA", "true")  # PTB formats the error: no int deprecation
-    bot = Bot_()
+    bot = BotUnderTest()
     server.rate_limit("getUpdates", retry_after=0.1)
 
     async def scenario() -> None:
@@ -391,7 +391,7 @@ def test_aioratelimiter_retries_a_429(server: FakeTelegramServer) -> None:
     )
     from telegram.ext import AIORateLimiter
 
-    bot = Bot_()
+    bot = BotUnderTest()
     server.rate_limit("sendMessage", retry_after=0.2)
 
     async def scenario() -> None:
