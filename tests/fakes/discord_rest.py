@@ -95,14 +95,14 @@ class RestApi:
         return json_response(self.world.bot_user)
 
     async def get_user(self, request: web.Request) -> web.Response:
-        user = self.world.users.get(_id(request, "user_id"))
-        if user is None:
-            raise DiscordError(404, 10013, "Unknown User")
+        # Every user exists on Discord: an ID the fake has not seen yet becomes one.
+        with self.lock:
+            user = self.world.user(_id(request, "user_id"))
         return json_response(user)
 
     async def open_dm(self, request: web.Request) -> web.Response:
         recipient = int((request[BODY] or {}).get("recipient_id", 0))
-        if recipient not in self.world.users or recipient == self.world.bot_id:
+        if recipient == self.world.bot_id:
             raise DiscordError(400, 50007, "Cannot send messages to this user")
         with self.lock:
             channel = self.world.dm_channel(recipient)

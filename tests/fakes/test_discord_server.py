@@ -68,7 +68,8 @@ class Bot(discord.Client):
         super().__init__(intents=intents or discord.Intents.default())
         self.fake = fake
         self.tree = app_commands.CommandTree(self)
-        self.seen: list[discord.Message] = []
+        self.seen: list[discord.Message] = []  # discord.py updates these on MESSAGE_UPDATE
+        self.heard: list[tuple[bool, str]] = []  # (from a bot, content) as they arrived
         self.errors: list[Exception] = []
         self.synced: list[app_commands.AppCommand] = []
 
@@ -93,6 +94,7 @@ class Bot(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         self.seen.append(message)
+        self.heard.append((message.author.bot, message.content))
         if message.author == self.user:
             return
         if not isinstance(message.channel, discord.DMChannel):
@@ -100,9 +102,8 @@ class Bot(discord.Client):
         if not message.attachments:
             await message.channel.send("Send me a photo to edit.")
             return
-        edited = inverted(await message.attachments[0].read())
-        reply = f"Edited: {message.content}"
-        await message.channel.send(reply, file=discord.File(io.BytesIO(edited), "dm.png"))
+        edited = discord.File(io.BytesIO(inverted(await message.attachments[0].read())), "dm.png")
+        await message.channel.send(f"Edited: {message.content}", file=edited, view=EditView())
 
 
 @pytest.fixture
@@ -184,7 +185,7 @@ def test_tree_sync_registers_the_commands_globally_and_in_the_guild(fake: FakeDi
     assert [c["name"] for c in fake.commands(fake.world.guild_id)] == ["edit"]
 
 
-def test_dm_with_an_image_gets_an_edited_image_back(fake: FakeDiscord):
+def test_dm_with_an_image_gets_an_edited_image_and_buttons_back(fake: FakeDiscord):
     photo = png((5, 7))
 
     async def scenario() -> Bot:
@@ -194,23 +195,70 @@ def test_dm_with_an_image_gets_an_edited_image_back(fake: FakeDiscord):
             dm = fake.dm_channel_id(DEFAULT_USER_ID)
             assert sent["channel_id"] == str(dm) and "guild_id" not in sent
             reply = await fake.wait_for("POST", f"/channels/{dm}/messages")
+            message_id = reply.json and fake.messages_in(dm)[-1]["id"]
+            click = await fake.user_clicks_button(message_id, "chatface:undo")
+            assert (await fake.wait_for("POST", click.callback_path)).json["type"] == 7
             await fake.user_sends_dm("no image this time")
             ask = await fake.wait_for("POST", f"/channels/{dm}/messages", since=reply.index + 1)
             assert ask.json["content"] == "Send me a photo to edit." and ask.files == ()
         assert reply.json["content"] == "Edited: older please" and reply.status == 200
+        buttons = reply.json["components"][0]["components"]
+        assert [b["custom_id"] for b in buttons] == ["chatface:undo", "chatface:stronger"]
         assert pixels(reply.files[0].data) == pixels(inverted(photo))
         assert reply.files[0].content_type == "application/octet-stream"  # discord.py's choice
+        assert fake.message(message_id)["content"] == "Undone."
         return bot
 
     bot = run(scenario())
-    # The bot gets its own reply back on the gateway, as from Discord.
-    assert [(m.author.bot, m.content) for m in bot.seen][:3] == [
+    # The bot gets its own messages back on the gateway, and their edits, as from Discord.
+    assert bot.heard[:3] == [
         (False, "older please"),
         (True, "Edited: older please"),
         (False, "no image this time"),
     ]
+    assert bot.seen[1].content == "Undone." and bot.seen[1].components == []
     assert isinstance(bot.seen[0].channel, discord.DMChannel)
     assert bot.seen[0].attachments[0].content_type == "image/png"
+
+
+def test_a_slash_command_in_a_dm(fake: FakeDiscord):
+    async def scenario() -> None:
+        async with fake.running(Bot(fake)):
+            interaction = await fake.user_runs_slash_command(
+                "edit", {"image": ("a.png", png()), "text": "dm"}, in_dm=True
+            )
+            await fake.wait_for("POST", interaction.webhook_path)
+        assert interaction.guild_id is None
+        (message,) = fake.messages_in(fake.dm_channel_id(DEFAULT_USER_ID) or 0)
+        assert message["content"] == "Edited: dm" and "guild_id" not in message
+
+    run(scenario())
+
+
+def test_the_bot_opens_a_dm_edits_and_deletes_its_message(fake: FakeDiscord):
+    someone = 498765432109876543
+
+    async def scenario() -> None:
+        bot = Bot(fake)
+        async with fake.running(bot):
+            user = await bot.fetch_user(someone)
+            sent = await user.send("Your photo is ready.", file=discord.File(io.BytesIO(png())))
+            await sent.edit(content="Your photo is ready (edited).")
+            channel = fake.dm_channel_id(someone)
+            assert fake.messages_in(channel or 0)[0]["content"] == "Your photo is ready (edited)."
+            await sent.delete()
+            assert fake.messages_in(channel or 0) == []
+
+    run(scenario())
+    calls = [(r.method, r.path.replace(str(someone), "U"), r.status) for r in fake.requests[-5:]]
+    dm = fake.dm_channel_id(someone)
+    assert [(m, p.replace(str(dm), "DM").split("/messages/")[0], s) for m, p, s in calls] == [
+        ("GET", "/users/U", 200),
+        ("POST", "/users/@me/channels", 200),
+        ("POST", "/channels/DM/messages", 200),
+        ("PATCH", "/channels/DM", 200),
+        ("DELETE", "/channels/DM", 204),
+    ]
 
 
 def test_wrong_token_raises_login_failure(fake: FakeDiscord):
@@ -260,7 +308,7 @@ def test_reconnect_resumes_and_replays_what_the_bot_missed(fake: FakeDiscord):
     bot = run(scenario())
     assert fake.gateway_connections[1].startswith("/gateway-resume?v=10")
     assert [f.op for f in fake.gateway_frames].count(gw.IDENTIFY) == 1
-    assert bot.seen[0].content == "hello again"
+    assert bot.heard[0] == (False, "hello again")
 
 
 def test_intents_decide_what_the_bot_gets(fake: FakeDiscord):
@@ -272,7 +320,8 @@ def test_intents_decide_what_the_bot_gets(fake: FakeDiscord):
         async with fake.running(bot):
             await fake.user_sends_dm("not delivered")
             await fake.user_sends_channel_message("hidden text")
-            await fake.user_sends_channel_message("<@bot> visible", mentions_bot=True)
+            mention = f"<@{fake.world.bot_id}> visible"
+            await fake.user_sends_channel_message(mention, mentions_bot=True)
             await fake.user_runs_slash_command("edit", {"image": ("a.png", png()), "text": "t"})
             await fake.wait_for("POST", "/webhooks/*")
         return bot
@@ -280,7 +329,7 @@ def test_intents_decide_what_the_bot_gets(fake: FakeDiscord):
     bot = run(scenario())
     assert fake.undelivered[0] == ("MESSAGE_CREATE", "the bot did not ask for the "
                                    "DIRECT_MESSAGES intent")  # fmt: skip
-    assert [m.content for m in bot.seen][:2] == ["", "<@bot> visible"]
+    assert [text for _, text in bot.heard][:2] == ["", f"<@{fake.world.bot_id}> visible"]
 
 
 def test_an_answer_after_the_deadline_is_refused_like_discord_does():
