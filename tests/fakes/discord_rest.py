@@ -17,7 +17,7 @@ from aiohttp import web
 
 from tests.fakes.discord_gateway import Gateway
 from tests.fakes.discord_interactions import InteractionRecord, Interactions
-from tests.fakes.discord_world import DiscordError, DiscordWorld, Event
+from tests.fakes.discord_world import DiscordError, DiscordWorld, Event, Upload
 
 API_PREFIX = "/api/v10"
 BODY = web.RequestKey("body", Any)  # the JSON body, or a multipart body's payload_json
@@ -207,3 +207,28 @@ def error_body(status: int) -> dict[str, Any]:
     """Discord's body for an HTTP-level error such as an unknown route."""
     reasons = {401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
     return {"message": f"{status}: {reasons.get(status, 'Error')}", "code": 0}
+
+
+def json_of(response: web.StreamResponse) -> Any:
+    if isinstance(response, web.Response) and response.content_type == "application/json":
+        return json.loads(response.body)  # type: ignore[arg-type]
+    return None
+
+
+async def parse_body(request: web.Request) -> tuple[Any, list[Upload]]:
+    """The JSON body (or a multipart body's payload_json) and the files uploaded."""
+    if request.content_type == "multipart/form-data":
+        body, uploads = None, []
+        async for part in await request.multipart():
+            data = await part.read()  # type: ignore[union-attr]
+            if part.name == "payload_json":
+                body = json.loads(data)
+            else:
+                kind = part.headers.get("Content-Type", "application/octet-stream")
+                uploads.append(Upload(part.filename or "", bytes(data), kind, part.name or ""))
+        return body, uploads
+    text = await request.text() if request.can_read_body else ""
+    try:
+        return (json.loads(text) if text else None), []
+    except ValueError:
+        return text, []  # recorded as it came; handlers that need JSON refuse it

@@ -1,42 +1,60 @@
 """A fake Discord (HTTP API v10, gateway, CDN) on 127.0.0.1, for the real discord.py.
 
-An aiohttp app in a thread of its own. Tests drive it from their own event loop:
-they play users (``user_sends_dm``, ``user_sends_channel_message``,
-``user_runs_slash_command``, ``user_clicks_button``), which sends the gateway dispatches
-Discord would send, and wait, event-driven and with a timeout, for what the bot does
-(``wait_for("POST", "/channels/*/messages")``). The world it simulates is in
-discord_world.py, the gateway in discord_gateway.py, the routes in discord_rest.py.
+An aiohttp app in a thread of its own; tests drive it from their own event loop::
 
-Pointing discord.py at it. discord.py 2.7.1 has no documented setting for its
-endpoints; it has two class constants. ``discord.http.Route.BASE`` ("https://discord.com/
-api/v10") prefixes every API route, the webhook and interaction routes included (discord.py
-itself rewrites it in ``_set_api_version``), and attachment downloads use the URLs the
-API hands out. ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`` is where a plain
-``Client`` connects: it never calls GET /gateway/bot (only ``AutoShardedClient`` does),
-and later reconnects use READY's ``resume_gateway_url``. :meth:`FakeDiscord.pointing`
-swaps both and puts them back. A product setting for the API base (``bots.
-discord_base_url``) has to do the same: set ``Route.BASE`` to it before login, and set
-``DEFAULT_GATEWAY`` to the URL that GET {base}/gateway/bot names (e.g. in
-``setup_hook``), as test_discord_server.py's ``test_one_base_url_setting_is_enough`` does.
+    fake = FakeDiscord()
+    with fake.serving(), fake.pointing():
+        async def scenario():
+            async with fake.running(bot):  # bot.start(token) until READY; close() after
+                ask = await fake.user_runs_slash_command("edit", {"image": ("a.png", png),
+                                                                  "text": "smile"})
+                answer = await fake.wait_for("POST", ask.callback_path)
+        asyncio.run(scenario())
 
-HTTP routes (under /api/v10): GET /gateway, /gateway/bot, /users/@me, /users/{id},
+Playing users (each sends the dispatch Discord would send and returns it or the
+:class:`InteractionRecord` with ``callback_path`` and ``webhook_path``):
+``user_sends_dm(text, *, user_id, attachments)``, ``user_sends_channel_message(text, *,
+user_id, channel_id, attachments, mentions_bot)``, ``user_runs_slash_command(name,
+options, *, user_id, channel_id, in_dm)`` (the command must be registered; attachment
+options take ``(filename, bytes, content_type)``), ``user_clicks_button(message_id,
+custom_id, *, user_id)`` (the button must be on the message) and ``ask_to_reconnect()``.
+Waiting, event-driven, with a timeout that fails the test with what did happen:
+``wait_for(method, path_glob, *, where, since, timeout)``, ``wait_for_gateway(op)``,
+``wait_until_connected()``, ``wait_until_disconnected()``. ``fake.world`` holds the IDs
+(``bot_id``, ``application_id``, ``guild_id``, ``channel_id``); users are made on use.
+
+Pointing discord.py at it: discord.py 2.7.1 has no documented setting for its endpoints,
+only two class constants, which :meth:`FakeDiscord.pointing` swaps and puts back.
+``discord.http.Route.BASE`` ("https://discord.com/api/v10") prefixes every API route, the
+interaction callback and webhook routes included (discord.py rewrites it itself in
+``_set_api_version``); attachments are fetched from the URLs the API hands out.
+``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY`` is where a plain ``Client``
+connects: it never asks GET /gateway/bot (only ``AutoShardedClient`` does); reconnects
+go to READY's ``resume_gateway_url``. So a product setting for the API base
+(``bots.discord_base_url``) must set ``Route.BASE`` before login and ``DEFAULT_GATEWAY``
+to the URL GET /gateway/bot names, e.g. in ``setup_hook``
+(``test_one_base_url_setting_is_enough`` does exactly that).
+
+HTTP routes, under /api/v10: GET /gateway, /gateway/bot, /users/@me, /users/{id},
 /oauth2/applications/@me, /applications/@me; POST /users/@me/channels (open a DM);
 GET and PUT /applications/{app}/commands and /applications/{app}/guilds/{guild}/commands;
 POST /interactions/{id}/{token}/callback (types 4, 5, 6, 7, 9; JSON or multipart);
-POST /webhooks/{app}/{token} (followups; after a type 5 the first one fills in the
-loading message, as Discord does); GET, PATCH, DELETE /webhooks/{app}/{token}/messages/
-{id or @original}; GET /channels/{id}; POST /channels/{id}/messages; GET, PATCH, DELETE
-/channels/{id}/messages/{id}; POST /channels/{id}/typing. CDN: GET /attachments/... and
-/ephemeral-attachments/... serve every file a user or the bot attached. A wrong bot
-token gets 401 (discord.py raises LoginFailure); other routes get Discord's 404 JSON.
-Errors carry Discord's JSON codes (e.g. 40060 answered twice, 10062 answered too late).
+POST /webhooks/{app}/{token} (followups); GET, PATCH, DELETE /webhooks/{app}/{token}/
+messages/{id or @original}; GET /channels/{id}; POST /channels/{id}/messages; GET, PATCH,
+DELETE /channels/{id}/messages/{id}; POST /channels/{id}/typing. The CDN, GET
+/attachments/... and /ephemeral-attachments/..., serves every file a user or the bot
+attached. A wrong bot token gets 401 (discord.py raises LoginFailure), unknown routes
+Discord's 404 JSON; other errors carry Discord's JSON codes (discord_world.py and
+discord_interactions.py say which). Gateway ops: see discord_gateway.py.
 
 Recorded, in order: every HTTP request (``requests``: method, path without /api/v10,
 query, JSON or multipart ``payload_json``, uploaded files with bytes, filename and
-content type, the status answered, whether the bot token matched), the ones to unknown
-routes (``unknown_requests``), every gateway frame the bot sent (``gateway_frames``,
-tokens redacted), every websocket URL opened (``gateway_connections``) and every event
-held back (``undelivered``). Messages live in ``message(id)`` / ``messages_in(channel)``.
+content type, the status and JSON answered, whether the bot token matched), those to
+unknown routes (``unknown_requests``), every gateway frame the bot sent
+(``gateway_frames``, tokens redacted), every websocket URL opened
+(``gateway_connections``) and every event held back (``undelivered``, with the reason).
+The messages as they now are: ``message(id)``, ``messages_in(channel_id)``; registered
+commands: ``commands(guild_id=None)``; DM channels: ``dm_channel_id(user_id)``.
 """
 
 from __future__ import annotations
@@ -45,7 +63,7 @@ import asyncio
 import contextlib
 import copy
 import fnmatch
-import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,10 +75,20 @@ from aiohttp import web
 
 from tests.fakes.discord_gateway import Gateway, GatewayFrame
 from tests.fakes.discord_interactions import InteractionRecord, Interactions
-from tests.fakes.discord_rest import API_PREFIX, BODY, UPLOADS, RestApi, error_body, json_response
+from tests.fakes.discord_rest import (
+    API_PREFIX,
+    BODY,
+    UPLOADS,
+    RestApi,
+    error_body,
+    json_of,
+    json_response,
+    parse_body,
+)
 from tests.fakes.discord_world import DiscordError, DiscordWorld, Upload
 from tests.fakes.discord_world import as_upload as _as_upload
 
+_log = logging.getLogger(__name__)
 DEFAULT_USER_ID = 412345678901234567
 Attachment = Upload | tuple[str, bytes, str] | tuple[str, bytes]
 
@@ -76,6 +104,7 @@ class RecordedRequest:
     status: int
     authorized: bool | None  # the bot token matched; None: no Authorization header sent
     known_route: bool
+    response: Any = None  # the JSON the fake answered, if any
 
 
 class FakeDiscord:
@@ -153,7 +182,7 @@ class FakeDiscord:
     async def _record(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         if request.path in ("/gateway", "/gateway-resume"):
             return await handler(request)
-        request[BODY], request[UPLOADS] = await _parse_body(request)
+        request[BODY], request[UPLOADS] = await parse_body(request)
         path = request.path.removeprefix(API_PREFIX)
         header = request.headers.get("Authorization")
         authorized = None if header is None else header == f"Bot {self.world.token}"
@@ -171,12 +200,16 @@ class FakeDiscord:
                 response = await handler(request)
             except DiscordError as exc:
                 response = json_response(exc.body(), status=exc.status)
+            except Exception as exc:  # a gap in the fake: say so at once (a 5xx is retried)
+                _log.exception("the fake Discord failed on %s %s", request.method, path)
+                failure = {"message": f"the fake Discord failed: {exc!r}", "code": 0}
+                response = json_response(failure, status=400)
         body = request[BODY]
         with self._lock:
             index = len(self._requests)
             self._requests.append(RecordedRequest(
                 index, request.method, path, dict(request.query), body,
-                tuple(request[UPLOADS]), response.status, authorized, known,
+                tuple(request[UPLOADS]), response.status, authorized, known, json_of(response),
             ))  # fmt: skip
         self._bump()
         return response
@@ -385,19 +418,3 @@ class FakeDiscord:
     async def ask_to_reconnect(self) -> None:
         """Send RECONNECT (op 7): the bot must resume on ``resume_gateway_url``."""
         await self._call(self.gateway.reconnect())
-
-
-async def _parse_body(request: web.Request) -> tuple[Any, list[Upload]]:
-    """The JSON body (or a multipart body's payload_json) and the files uploaded."""
-    if request.content_type == "multipart/form-data":
-        body, uploads = None, []
-        async for part in await request.multipart():
-            data = await part.read()  # type: ignore[union-attr]
-            if part.name == "payload_json":
-                body = json.loads(data)
-            else:
-                kind = part.headers.get("Content-Type", "application/octet-stream")
-                uploads.append(Upload(part.filename or "", bytes(data), kind, part.name or ""))
-        return body, uploads
-    text = await request.text() if request.can_read_body else ""
-    return (json.loads(text) if text else None), []

@@ -138,7 +138,8 @@ def test_slash_command_defers_follows_up_with_the_image_and_buttons_work(fake: F
                 (2, "chatface:undo"), (2, "chatface:stronger")]  # fmt: skip
 
             # After a deferred answer the first followup fills in the "thinking" message.
-            message = fake.message(fake.messages_in(fake.world.channel_id)[-1]["id"])
+            (message,) = fake.messages_in(fake.world.channel_id)
+            assert followup.response["id"] == message["id"]
             assert message["flags"] == 0 and message["content"] == "Edited: add a smile"
             assert message["attachments"][0]["content_type"] == "image/png"
             assert (message["attachments"][0]["width"], message["type"]) == (12, 20)
