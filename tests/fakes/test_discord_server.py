@@ -14,6 +14,7 @@ import discord
 import pytest
 import yarl
 from discord import app_commands
+from discord.ext import commands
 from PIL import Image, ImageOps
 
 from tests.fakes import discord_gateway as gw
@@ -196,7 +197,7 @@ def test_dm_with_an_image_gets_an_edited_image_and_buttons_back(fake: FakeDiscor
             dm = fake.dm_channel_id(DEFAULT_USER_ID)
             assert sent["channel_id"] == str(dm) and "guild_id" not in sent
             reply = await fake.wait_for("POST", f"/channels/{dm}/messages")
-            message_id = reply.json and fake.messages_in(dm)[-1]["id"]
+            message_id = reply.response["id"]
             click = await fake.user_clicks_button(message_id, "chatface:undo")
             assert (await fake.wait_for("POST", click.callback_path)).json["type"] == 7
             await fake.user_sends_dm("no image this time")
@@ -413,3 +414,22 @@ def test_the_world_refuses_what_discord_refuses():
     upload = Upload("a.png", png(), field="files[0]")
     message = world.post_message(world.channel_id, {"attachments": [{"id": 0}]}, [upload])
     assert message["attachments"][0]["content_type"] == "image/png"
+
+
+def test_a_commands_bot_with_message_content_answers_a_prefix_command(fake: FakeDiscord):
+    intents = discord.Intents.default()
+    intents.message_content = True
+    bot = commands.Bot(command_prefix="!", intents=intents)
+
+    @bot.command()
+    async def ping(ctx: commands.Context) -> None:
+        await ctx.reply("pong")
+
+    async def scenario() -> None:
+        async with fake.running(bot):
+            asked = await fake.user_sends_channel_message("!ping")
+            reply = await fake.wait_for("POST", f"/channels/{fake.world.channel_id}/messages")
+        assert reply.json["message_reference"]["message_id"] == int(asked["id"])
+        assert reply.response["type"] == 19 and reply.response["content"] == "pong"
+
+    run(scenario())
