@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loop_thread import start_loop_thread, stop_loop_thread
+
 KEY_HEADERS = ("x-api-key", "authorization")
 _ids = itertools.count(1)
 
@@ -185,33 +187,11 @@ class FakeAnthropicServer:
         await self._runner.cleanup()
 
     def start(self) -> FakeAnthropicServer:
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._start())
-            except BaseException as exc:  # reported to start() below
-                failure.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        if not started.wait(10) or failure:
-            raise RuntimeError(f"the fake Anthropic server did not start: {failure}")
+        self._loop, self._thread = start_loop_thread(self._start, "fake-anthropic")
         return self
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        stop_loop_thread(self._loop, self._thread, self._stop)
         self._loop = self._thread = None
