@@ -126,8 +126,10 @@ class ConversationCore:
         """Store a face opened by ``Engine.open_face`` as the chat's active face."""
         from chatface.engine.photos import encode_image
 
-        photo_png, _ = await self.queue.postprocess(encode_image, opened.photo)
-        crop_png, _ = await self.queue.postprocess(encode_image, opened.aligned.image)
+        def encode_both() -> tuple[bytes, bytes]:
+            return encode_image(opened.photo)[0], encode_image(opened.aligned.image)[0]
+
+        photo_png, crop_png = await self.queue.postprocess(encode_both)
         weights_sha256 = self.engine.backend(opened.backend).weights_sha256
 
         def store_face() -> tuple[int, int]:
@@ -189,27 +191,37 @@ class ConversationCore:
     ) -> Reply:
         """Plan the message and carry it out."""
 
-        def context() -> tuple[list[tuple[str, str]], SessionState]:
-            _, conversation_id = self._ids(user, chat)
+        def context() -> tuple[int, int, list[tuple[str, str]], SessionState]:
+            user_id, conversation_id = self._ids(user, chat)
             recent = [(m.role, m.text) for m in self.store.messages(conversation_id, RECENT_TURNS)]
             self.store.log_message(conversation_id, "user", text)
             face = self.store.active_face(conversation_id)
             state = self.store.current_state_json(face.id) if face else "{}"
-            return recent, SessionState.from_json(state)
+            return user_id, conversation_id, recent, SessionState.from_json(state)
 
-        recent, state = await asyncio.to_thread(context)
+        user_id, conversation_id, recent, state = await asyncio.to_thread(context)
         try:
             # A planner may call a network API: never on the event loop.
             plan = await asyncio.to_thread(self.engine.plan, text, state, recent)
         except ChatFaceError as exc:
-            return await self.carry_out(user, chat, EditPlan("chat", reply=str(exc)), progress)
-        return await self.carry_out(user, chat, plan, progress)
+            plan = EditPlan("chat", reply=str(exc))
+        return await self._answer(plan, user, user_id, conversation_id, progress)
 
     async def carry_out(
         self, user: str, chat: str, plan: EditPlan, progress: Progress | None = None
     ) -> Reply:
         """Carry out a plan on the chat's active face and reply."""
         user_id, conversation_id = await asyncio.to_thread(self._ids, user, chat)
+        return await self._answer(plan, user, user_id, conversation_id, progress)
+
+    async def _answer(
+        self,
+        plan: EditPlan,
+        user: str,
+        user_id: int,
+        conversation_id: int,
+        progress: Progress | None,
+    ) -> Reply:
         try:
             reply = await self._carry_out(plan, user, user_id, conversation_id, progress)
         except ChatFaceError as exc:

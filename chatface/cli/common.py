@@ -7,6 +7,7 @@ time and shows as one error line.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from rich.console import Console
 from chatface.cli.progress import progress_bar
 from chatface.config import load_config
 from chatface.errors import ChatFaceError, WeightsMissingError
+from chatface.files import atomic_write
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -162,13 +164,11 @@ def check_output_image(path: Path) -> None:
 def save(image: Image.Image, path: Path) -> None:
     """Write atomically, so a failed save never leaves half an image behind."""
     fmt = image_format(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    buffer = io.BytesIO()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(tmp, format=fmt)
-        tmp.replace(path)
+        image.save(buffer, format=fmt)
+        atomic_write(path, buffer.getvalue())
     except (KeyError, ValueError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
         # strerror, not str(exc): the latter names our temporary file, not the user's path.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ChatFaceError(f"Cannot write {path}: {reason}.") from None

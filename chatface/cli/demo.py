@@ -25,6 +25,7 @@ from chatface.cli.common import (
 from chatface.cli.progress import progress_bar
 from chatface.engine.types import EditOp, EditPlan
 from chatface.errors import ChatFaceError
+from chatface.files import atomic_write
 
 if TYPE_CHECKING:
     from chatface.bots.conversation import Reply
@@ -87,10 +88,11 @@ def demo(
         "undo": output / "after_undo.png",
         "all": output / "before_after_undo.png",
     }
+    # The replies hold PNG bytes already: written as they are, decoded only to combine.
     after_image, undo_image = (Image.open(io.BytesIO(r.image or b"")) for r in (after, undo))
     save(opened.photo, paths["before"])
-    save(after_image, paths["after"])
-    save(undo_image, paths["undo"])
+    atomic_write(paths["after"], after.image)
+    atomic_write(paths["undo"], undo.image)
     save(side_by_side(side_by_side(opened.photo, after_image), undo_image), paths["all"])
     console.print(f"{after.text} Then undo: back to the original photo.")
     for label, path in paths.items():

@@ -16,15 +16,20 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
-from chatface.engine.types import Attribute, DirectionProvider, WeightsSource, WeightsSpec
+from chatface.engine.types import (
+    SOURCE_KINDS,
+    Attribute,
+    DirectionProvider,
+    WeightsSource,
+    WeightsSpec,
+)
+from chatface.engine.weights import WEIGHTS_NAME_PATTERN
 from chatface.errors import PluginError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-WEIGHTS_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-SOURCE_KINDS = ("huggingface", "gdrive", "url")
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,9 @@ class WeightsImporter(Protocol):
         ...
 
 
+SOURCE_KINDS = ("huggingface", "gdrive", "url")  # what engine.weights_download fetches
+
+
 @dataclass(frozen=True)
 class WeightsSource:
     """Where weights can be downloaded from.

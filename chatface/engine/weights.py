@@ -44,7 +44,7 @@ SUMS_FILE = "SHA256SUMS"
 # (file name, bytes done, total bytes or None when the server does not say)
 ProgressFn = Callable[[str, int, int | None], None]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+WEIGHTS_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class DownloadError(WeightsError):
@@ -102,7 +102,7 @@ def weights_root(settings: Config | None = None) -> Path:
 
 def weights_dir(name: str, settings: Config | None = None) -> Path:
     """Where the weights called ``name`` live (whether or not they are installed)."""
-    if not _NAME.match(name) or ".." in name:
+    if not WEIGHTS_NAME_PATTERN.match(name) or ".." in name:
         raise WeightsError(
             f"'{name}' is not a valid weights name: use letters, digits, '_', '-' and '.'."
         )
