@@ -106,6 +106,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Telegram Bot API base URL. Empty: the official server. Tests use a local fake."),
     Setting("bots", "discord_base_url", "",
             "Discord API base URL. Empty: the official server. Tests use a local fake."),
+    Setting("bots", "discord_channels", "",
+            "Comma-separated ids of the Discord channels where the bot answers plain "
+            "messages (it always answers DMs and slash commands); needs the Message "
+            "Content intent."),
     Setting("plugins", "load", "*",
             "Comma-separated allow-list of third-party plugins (entry-point or package "
             "names) to load; '*' loads all installed, '' loads none. Built-ins always load.",

@@ -1,0 +1,352 @@
+"""The Discord bot: a thin adapter from discord.py to the conversation core.
+
+Slash commands (/edit with a photo and a text, /undo, /redo, ... /help) are deferred at
+once and answered with followups, since a render can outlast Discord's three seconds to
+acknowledge. Plain messages are answered in DMs and in the configured channels: a photo
+becomes the face, a text an edit. Results carry Undo, Redo and Original buttons with
+fixed custom ids, answered by one view added at start-up, so buttons under old messages
+keep working after a restart. A session belongs to a user in a channel: ``user`` is the
+author's id, ``chat`` the channel's. Message texts and the token are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from chatface.bots.conversation import COMMANDS, ConversationCore, Reply
+from chatface.bots.discord_ui import (
+    MAX_CONTENT,
+    ChineseDescriptions,
+    ForgetAnswer,
+    ResultButtons,
+    StatusMessage,
+    message_of,
+    shown,
+)
+from chatface.errors import ChatFaceError, ConfigError, KeyStoreError
+
+if TYPE_CHECKING:
+    from chatface.engine.editor import Engine
+
+logger = logging.getLogger(__name__)
+
+NOT_SLASH = {"start"}  # Discord lists slash commands itself; there is no /start habit
+EMPTY = "Send me a photo with a face, or tell me what to change."
+FAILED = "Sorry, something went wrong on my side; please try again."
+
+Turn = Callable[[str, str, str], Awaitable[list[Reply]]]  # (user, chat, update id) -> replies
+
+
+def api_base(url: str) -> str:
+    """discord.py's ``Route.BASE`` for a base URL given with or without ``/api/v10``."""
+    url = url.rstrip("/")
+    return url if re.search(r"/api/v\d+$", url) else url + "/api/v10"
+
+
+def channel_ids(setting: str, extra: Iterable[int] = ()) -> frozenset[int]:
+    """The channels named by ``bots.discord_channels`` (comma-separated ids) and ``extra``."""
+    ids = set(extra)
+    for part in filter(None, (p.strip() for p in setting.split(","))):
+        if not part.isdigit():
+            raise ConfigError(
+                f"bots.discord_channels must be comma-separated channel ids; got {part!r}."
+            )
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def intents(channels: bool) -> discord.Intents:
+    """Only what the bot needs: DMs always; messages in servers, with their text (the
+    privileged Message Content intent), only when it answers in channels."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True  # channels and permissions of servers, for interactions there
+    wanted.dm_messages = True
+    if channels:
+        wanted.guild_messages = wanted.message_content = True
+    return wanted
+
+
+def _bot(interaction: discord.Interaction) -> DiscordBot:
+    assert isinstance(interaction.client, DiscordBot)
+    return interaction.client
+
+
+def _edit_command() -> app_commands.Command:
+    @app_commands.command(
+        name="edit", description="Edit a face: attach a photo, say what to change, or both."
+    )
+    @app_commands.describe(
+        text="What to change, e.g. 'make her smile' or 'a bit older'.",
+        image="A photo with a face (once; later edits use the same face).",
+    )
+    async def edit(
+        interaction: discord.Interaction, text: str = "", image: discord.Attachment | None = None
+    ) -> None:
+        bot = _bot(interaction)
+
+        async def turn(user: str, chat: str, update_id: str) -> list[Reply]:
+            return await bot.edit_turns(user, chat, update_id, image, text)
+
+        await bot.answer(interaction, turn)
+
+    return edit
+
+
+def _core_command(name: str, description: str) -> app_commands.Command:
+    async def callback(interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+        await bot.answer(interaction, bot.command_turn(name), ephemeral=name == "forget")
+
+    return app_commands.Command(name=name, description=description[:100], callback=callback)
+
+
+class DiscordBot(discord.Client):
+    """The chatface bot on Discord, over one :class:`ConversationCore`."""
+
+    def __init__(
+        self,
+        core: ConversationCore,
+        *,
+        channels: frozenset[int] = frozenset(),
+        base_url: str = "",
+        max_bytes: int,
+        announce: Callable[[str], object] = logger.info,
+    ) -> None:
+        super().__init__(intents=intents(bool(channels)))
+        self.core, self.channels, self.base_url, self.max_bytes = (
+            core, channels, base_url, max_bytes)  # fmt: skip
+        self.announce = announce
+        self.tree = app_commands.CommandTree(self)
+        self.tree.add_command(_edit_command())
+        for command in COMMANDS:
+            if command.name not in NOT_SLASH:
+                self.tree.add_command(_core_command(command.name, command.description))
+        self._recovery: asyncio.Task[None] | None = None
+
+    async def login(self, token: str) -> None:
+        discord_log = logging.getLogger("discord")
+        if discord_log.getEffectiveLevel() < logging.INFO:
+            # At DEBUG discord.py logs every gateway event and request: message texts.
+            discord_log.setLevel(logging.INFO)
+        if self.base_url:
+            # discord.py reads its API base from this class constant only: process-wide.
+            discord.http.Route.BASE = api_base(self.base_url)
+        await super().login(token)
+
+    async def setup_hook(self) -> None:
+        if self.base_url:
+            # A plain Client connects to this constant and never asks for the gateway.
+            _, url, _ = await self.http.get_bot_gateway()
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        self.add_view(ResultButtons())
+        self.add_dynamic_items(ForgetAnswer)
+        await self.tree.set_translator(ChineseDescriptions())
+        await self.tree.sync()
+        self._recovery = asyncio.create_task(self._deliver_recovered())
+        where = f"DMs and {len(self.channels)} channel(s)" if self.channels else "DMs"
+        self.announce(f"Discord bot {self.user} answers slash commands and {where}; "
+                      "Ctrl-C stops it.")  # fmt: skip
+
+    async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+        await super().close()
+
+    async def _deliver_recovered(self) -> None:
+        """Finish the jobs the last run left queued or running, and send their replies."""
+        try:
+            deliveries = await self.core.recover()
+        except Exception:
+            logger.exception("could not finish the jobs left from the last run")
+            return
+        for delivery in deliveries:
+            if not shown([delivery.reply]):
+                continue
+            channel = self.get_partial_messageable(int(delivery.chat))
+            try:
+                await channel.send(**message_of(delivery.reply, int(delivery.platform_user)))
+            except discord.HTTPException as exc:
+                logger.warning("could not deliver a recovered reply (HTTP %s)", exc.status)
+
+    # -- what users send -------------------------------------------------------------
+    async def on_result_button(self, interaction: discord.Interaction, command: str) -> None:
+        await self.answer(interaction, self.command_turn(command))
+
+    async def on_forget_answer(self, interaction: discord.Interaction, answer: str) -> None:
+        """Yes or No to "forget everything?": the question becomes the answer."""
+        await interaction.response.defer()
+        user, chat = str(interaction.user.id), str(interaction.channel_id)
+        try:
+            reply = await self.core.command(
+                user, chat, "forget", answer, update_id=f"dc:{interaction.id}"
+            )
+        except Exception:
+            logger.exception("forget answer %s failed", interaction.id)
+            reply = Reply(FAILED, error=True)
+        if reply.text:
+            await interaction.edit_original_response(content=reply.text[:MAX_CONTENT], view=None)
+
+    def command_turn(self, name: str) -> Turn:
+        async def turn(user: str, chat: str, update_id: str) -> list[Reply]:
+            return [await self.core.command(user, chat, name, update_id=update_id)]
+
+        return turn
+
+    async def edit_turns(
+        self,
+        user: str,
+        chat: str,
+        update_id: str,
+        attachment: discord.Attachment | None,
+        text: str,
+        progress: StatusMessage | None = None,
+    ) -> list[Reply]:
+        """A photo, a text or both (photo first), as a message or /edit brings them."""
+        replies = []
+        if attachment is not None:
+            refusal = self._refusal(attachment)
+            if refusal:
+                return [Reply(refusal, error=True)]
+            try:
+                photo = await attachment.read()
+            except discord.HTTPException as exc:
+                logger.warning("could not download an attachment (HTTP %s)", exc.status)
+                return [Reply("I could not download that file; please send it again.", error=True)]
+            reply = await self.core.receive_photo(
+                user, chat, photo, attachment.filename, progress, update_id
+            )
+            replies.append(reply)
+            if reply.error:
+                return replies
+        if text.strip():
+            text_id = f"{update_id}:text" if attachment is not None else update_id
+            replies.append(await self.core.receive_text(user, chat, text, progress, text_id))
+        return replies or [Reply(EMPTY, error=True)]
+
+    def _refusal(self, attachment: discord.Attachment) -> str | None:
+        """Why an attachment is refused before it is downloaded, if it is."""
+        if attachment.size > self.max_bytes:
+            return (
+                f"That file is too large ({attachment.size / 1e6:.1f} MB); "
+                f"send a photo of at most {self.max_bytes / 1e6:.0f} MB."
+            )
+        kind = attachment.content_type
+        if kind and not kind.startswith("image/"):
+            return f"That file is not a photo ({kind.split(';')[0]}); send a JPEG, PNG or HEIC."
+        return None
+
+    async def on_message(self, message: discord.Message) -> None:
+        in_dm = isinstance(message.channel, discord.DMChannel)
+        if message.author.bot or not (in_dm or message.channel.id in self.channels):
+            return
+        status = StatusMessage(message.channel)
+        user = str(message.author.id)
+        try:
+            replies = await self.edit_turns(
+                user, str(message.channel.id), f"dc:{message.id}",
+                message.attachments[0] if message.attachments else None, message.content, status,
+            )  # fmt: skip
+        except Exception:
+            logger.exception("message %s failed", message.id)
+            replies = [Reply(FAILED, error=True)]
+        reference = None if in_dm else message
+        try:
+            for reply in shown(replies):
+                await message.channel.send(**message_of(reply, message.author.id),
+                                           reference=reference, mention_author=False)  # fmt: skip
+        except discord.HTTPException as exc:
+            logger.warning("could not answer message %s (HTTP %s)", message.id, exc.status)
+        await status.remove()
+
+    async def answer(self, interaction: discord.Interaction, turn: Turn, ephemeral=False) -> None:
+        """Acknowledge at once (a render outlasts the 3 s Discord allows), then send each
+        reply as a followup; with none to send, remove the "thinking" message."""
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+        except discord.HTTPException as exc:
+            logger.warning("could not acknowledge interaction %s (HTTP %s)", interaction.id,
+                           exc.status)  # fmt: skip
+            return
+        try:
+            replies = await turn(
+                str(interaction.user.id), str(interaction.channel_id), f"dc:{interaction.id}"
+            )
+        except Exception:
+            logger.exception("interaction %s failed", interaction.id)
+            replies = [Reply(FAILED, error=True)]
+        try:
+            if not shown(replies):
+                await interaction.delete_original_response()
+            for reply in shown(replies):
+                kwargs = message_of(reply, interaction.user.id)
+                await interaction.followup.send(**kwargs, ephemeral=ephemeral)  # type: ignore[arg-type]
+        except discord.HTTPException as exc:
+            logger.warning("could not answer interaction %s (HTTP %s)", interaction.id,
+                           exc.status)  # fmt: skip
+
+
+async def run_bot(
+    engine: Engine,
+    token: str,
+    *,
+    channels: frozenset[int] = frozenset(),
+    base_url: str = "",
+    backend: str | None = None,
+    announce: Callable[[str], object] = logger.info,
+) -> None:
+    """Serve Discord until SIGINT or SIGTERM; then close the client, the queue and the store."""
+    from chatface.engine.queue import LocalRenderQueue
+    from chatface.storage import Store
+
+    store = Store.from_config(engine.config)
+    queue = LocalRenderQueue.from_engine(engine)
+    core = ConversationCore(engine, store, queue, "discord", backend)
+    bot = DiscordBot(core, channels=channels, base_url=base_url,
+                     max_bytes=engine.config["photos.max_bytes"], announce=announce)  # fmt: skip
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running = asyncio.create_task(bot.start(token))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stopping.cancel()
+        await bot.close()
+        await asyncio.wait({running})
+        await queue.close()
+        store.close()
+    _raise_for(running.exception(), base_url)
+
+
+def _raise_for(error: BaseException | None, base_url: str) -> None:
+    """Turn what stopped the client into one clear error (or nothing, for a clean stop)."""
+    if error is None:
+        return
+    if isinstance(error, discord.LoginFailure):
+        raise KeyStoreError(
+            "Discord refused the bot token; check $DISCORD_BOT_TOKEN or `chatface keys set "
+            "discord`."
+        ) from None
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        raise ConfigError(
+            "Answering in channels needs the Message Content intent: enable it for the bot in "
+            "the Discord developer portal (Bot, Privileged Gateway Intents), or name no channels."
+        ) from None
+    if isinstance(error, aiohttp.ClientConnectionError | OSError):
+        where = base_url or "discord.com"
+        raise ChatFaceError(f"Cannot reach Discord at {where}: {error}") from None
+    raise error

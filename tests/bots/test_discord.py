@@ -1,0 +1,341 @@
+"""The Discord bot end to end: the real discord.py client against the fake Discord over
+real HTTP and websockets, with the tiny backend, a real store and the local render queue.
+The bot is pointed at the fake the way a user would: its base URL setting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from PIL import Image
+
+from chatface.bots.conversation import COMMANDS, ConversationCore
+from chatface.bots.discord import DiscordBot, api_base, channel_ids
+from chatface.config import load_config
+from chatface.engine.editor import Engine
+from chatface.engine.queue import LocalRenderQueue
+from chatface.errors import ConfigError
+from chatface.storage import Store
+from tests.fakes.discord_server import DEFAULT_USER_ID, FakeDiscord, RecordedRequest
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTO = REPO / "tests" / "data" / "faces" / "grace_hopper.jpg"
+TINY = {
+    "CHATFACE_ENGINE_BACKEND": "tiny",
+    "CHATFACE_RENDER_ENCODE_STEPS": "2",
+    "CHATFACE_RENDER_STEPS": "2",
+}
+OTHER_USER = 498765432109876543
+WAIT_S = 60.0  # for answers that need the model: generous on a loaded machine
+
+
+def run(coro: Coroutine[Any, Any, Any], timeout: float = 180) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def size(data: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(data)).size
+
+
+def pixels(data: bytes) -> bytes:
+    return Image.open(io.BytesIO(data)).convert("RGB").tobytes()
+
+
+def buttons(request: RecordedRequest) -> list[str]:
+    rows = (request.json or {}).get("components") or []
+    return [c["custom_id"] for row in rows for c in row["components"]]
+
+
+def is_answer(request: RecordedRequest) -> bool:
+    """A message the bot sent that is not a status message."""
+    content = (request.json or {}).get("content") or ""
+    return request.status == 200 and not content.startswith("Working…")
+
+
+@pytest.fixture
+def engine(pm, monkeypatch: pytest.MonkeyPatch) -> Engine:  # type: ignore[no-untyped-def]
+    for name, value in TINY.items():
+        monkeypatch.setenv(name, value)
+    return Engine(load_config(), pm)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
+    # The bot sets discord.py's process-wide endpoints itself; put them back afterwards.
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    gateway = discord.gateway.DiscordWebSocket
+    monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
+    server = FakeDiscord()
+    with server.serving():
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def bot_running(
+    fake: FakeDiscord, engine: Engine, **options: Any
+) -> AsyncIterator[DiscordBot]:
+    store = Store.from_config(engine.config)
+    queue = LocalRenderQueue.from_engine(engine)
+    core = ConversationCore(engine, store, queue, "discord", "tiny")
+    options.setdefault("max_bytes", engine.config["photos.max_bytes"])
+    bot = DiscordBot(core, base_url=fake.url, **options)
+    try:
+        async with fake.running(bot):
+            yield bot
+    finally:
+        await queue.close()
+        store.close()
+
+
+async def dm_answer(fake: FakeDiscord, text: str = "", *, user_id: int = DEFAULT_USER_ID,
+                    attachments: tuple = ()) -> RecordedRequest:  # fmt: skip
+    """Send a DM and wait for the bot's answer in that DM (status messages skipped)."""
+    since = len(fake.requests)
+    sent = await fake.user_sends_dm(text, user_id=user_id, attachments=attachments)
+    path = f"/channels/{sent['channel_id']}/messages"
+    return await fake.wait_for("POST", path, where=is_answer, since=since, timeout=WAIT_S)
+
+
+async def slash(fake: FakeDiscord, name: str, options: dict | None = None, **kw: Any):
+    """Run a slash command; its acknowledgement and its first followup."""
+    interaction = await fake.user_runs_slash_command(name, options, **kw)
+    ack = await fake.wait_for("POST", interaction.callback_path)
+    followup = await fake.wait_for("POST", interaction.webhook_path, timeout=WAIT_S)
+    return interaction, ack, followup
+
+
+def test_slash_edit_defers_follows_up_with_the_image_and_undo_works(fake, engine) -> None:
+    photo = PHOTO.read_bytes()
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine):
+            options = {"image": ("grace.jpg", photo, "image/jpeg"), "text": "make her smile"}
+            interaction, ack, got = await slash(fake, "edit", options)
+            assert (ack.json, ack.status) == ({"type": 5}, 200)  # deferred, "thinking"
+            assert "face" in got.json["content"].lower() and got.files == ()
+            edited = await fake.wait_for(
+                "POST", interaction.webhook_path, since=got.index + 1, timeout=WAIT_S
+            )
+            (image,) = edited.files
+            assert image.filename == "chatface.png" and size(image.data) == size(photo)
+            assert buttons(edited) == ["cf:undo", "cf:redo", "cf:original"]
+
+            _, _, original = await slash(fake, "original")
+            message_id = edited.response["id"]
+            click = await fake.user_clicks_button(message_id, "cf:undo")
+            assert (await fake.wait_for("POST", click.callback_path)).json == {"type": 5}
+            undone = await fake.wait_for("POST", click.webhook_path, timeout=WAIT_S)
+            assert pixels(undone.files[0].data) == pixels(original.files[0].data)
+            assert pixels(undone.files[0].data) != pixels(image.data)
+            click = await fake.user_clicks_button(message_id, "cf:redo")
+            redone = await fake.wait_for("POST", click.webhook_path, timeout=WAIT_S)
+            assert pixels(redone.files[0].data) == pixels(image.data)
+
+    run(scenario())
+    assert fake.unknown_requests == []
+    registered = {c["name"]: c for c in fake.commands()}
+    assert set(registered) == {"edit"} | {c.name for c in COMMANDS if c.name != "start"}
+    edit = registered["edit"]
+    assert [(o["name"], o["type"], o.get("required", False)) for o in edit["options"]] == [
+        ("text", 3, False), ("image", 11, False)]  # fmt: skip
+    zh = {c.name: c.description_zh for c in COMMANDS}
+    assert registered["undo"]["description_localizations"]["zh-CN"] == zh["undo"]
+
+
+def test_a_dm_photo_then_a_text_edit(fake, engine) -> None:
+    photo = PHOTO.read_bytes()
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine):
+            got = await dm_answer(fake, attachments=[("me.jpg", photo, "image/jpeg")])
+            assert "face" in got.json["content"].lower() and got.files == ()
+            edited = await dm_answer(fake, "make her smile")
+            assert size(edited.files[0].data) == size(photo)
+            assert buttons(edited) == ["cf:undo", "cf:redo", "cf:original"]
+            assert edited.json.get("message_reference") is None  # no quote needed in a DM
+            # Photo and text in one message: the photo first, then the edit.
+            since = len(fake.requests)
+            await fake.user_sends_dm("older", attachments=[("me.jpg", photo, "image/jpeg")])
+            dm = fake.dm_channel_id()
+            path = f"/channels/{dm}/messages"
+            first = await fake.wait_for("POST", path, where=is_answer, since=since, timeout=WAIT_S)
+            second = await fake.wait_for("POST", path, where=is_answer, since=first.index + 1,
+                                         timeout=WAIT_S)  # fmt: skip
+            assert first.files == () and second.files[0].filename == "chatface.png"
+
+    run(scenario())
+    texts = [m["content"] for m in fake.messages_in(fake.dm_channel_id() or 0)]
+    assert not any(t.startswith("Working…") for t in texts)  # status messages are removed
+
+
+def test_plain_messages_in_a_configured_channel_only(fake, engine) -> None:
+    async def scenario() -> None:
+        async with bot_running(fake, engine, channels=frozenset({fake.world.channel_id})):
+            asked = await fake.user_sends_channel_message("help")
+            answer = await fake.wait_for("POST", f"/channels/{fake.world.channel_id}/messages")
+            assert answer.json["message_reference"]["message_id"] == int(asked["id"])
+            assert "undo" in answer.json["content"].lower()
+        identify = next(f for f in fake.gateway_frames if f.op == 2)
+        assert identify.data["intents"] & discord.Intents(message_content=True).value
+
+    run(scenario())
+
+
+def test_commands_and_forget_with_a_confirmation(fake, engine) -> None:
+    async def scenario() -> None:
+        async with bot_running(fake, engine):
+            await dm_answer(fake, attachments=[("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+            _, _, attributes = await slash(fake, "attributes")
+            assert "smile" in attributes.json["content"]
+            _, _, status = await slash(fake, "status")
+            assert status.json["content"]
+            _, ack, question = await slash(fake, "forget")
+            assert ack.json == {"type": 5, "data": {"flags": 64}}  # only the asker sees it
+            yes, no = f"cf:forget:yes:{DEFAULT_USER_ID}", f"cf:forget:no:{DEFAULT_USER_ID}"
+            assert buttons(question) == [yes, no]
+            message_id = question.response["id"]
+
+            other = await fake.user_clicks_button(message_id, yes, user_id=OTHER_USER)
+            refused = await fake.wait_for("POST", other.callback_path)
+            assert refused.json["data"]["flags"] == 64 and "only" in refused.json["data"][
+                "content"].lower()  # fmt: skip
+            click = await fake.user_clicks_button(message_id, yes)
+            assert (await fake.wait_for("POST", click.callback_path)).json == {"type": 6}
+            done = await fake.wait_for("PATCH", click.webhook_path + "/messages/@original")
+            assert done.json["components"] == [] and done.json["content"]
+            _, _, after = await slash(fake, "undo")
+            assert "photo" in after.json["content"].lower()  # nothing of the user is left
+
+    run(scenario())
+
+
+def test_bad_inputs_get_clear_replies_and_the_bot_keeps_serving(fake, engine, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    photo = PHOTO.read_bytes()
+    long_text = "make her smile " * 667  # 10,005 characters
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine, max_bytes=len(photo) - 1):
+            text = await dm_answer(fake, attachments=[("notes.txt", b"hello", "text/plain")])
+            assert "not a photo" in text.json["content"]
+            big = await dm_answer(fake, attachments=[("big.jpg", photo, "image/jpeg")])
+            assert "too large" in big.json["content"]
+            assert not [r for r in fake.requests if r.path.endswith("/big.jpg")]  # not fetched
+            fake_jpeg = await dm_answer(
+                fake, attachments=[("x.jpg", b"\xff\xd8 junk", "image/jpeg")]
+            )
+            assert "image" in fake_jpeg.json["content"].lower()
+            cut = await dm_answer(fake, attachments=[("cut.jpg", photo[: len(photo) // 2])])
+            assert cut.json["content"] and cut.files == ()
+            _, _, empty = await slash(fake, "edit")  # neither a photo nor a text
+            assert (
+                empty.json["content"] == "Send me a photo with a face, or tell me what to change."
+            )
+            long = await dm_answer(fake, long_text)
+            assert 0 < len(long.json["content"]) <= 2000
+            fine = await dm_answer(fake, "help")
+            assert "undo" in fine.json["content"].lower()
+
+    run(scenario())
+    assert fake.world.token not in caplog.text
+    assert "make her smile" not in caplog.text and "hello" not in caplog.text
+
+
+def test_a_flood_gets_a_polite_limit_and_others_are_still_served(fake, engine) -> None:
+    limit = load_config()["bots.rate_limit_per_minute"]
+
+    def answers(since: int, path: str) -> list[RecordedRequest]:
+        return [r for r in fake.requests[since:] if r.method == "POST" and r.path == path]
+
+    async def scenario() -> tuple[int, str]:
+        async with bot_running(fake, engine):
+            since = len(fake.requests)
+            for n in range(50):
+                await fake.user_sends_dm(f"hello {n}")
+            path = f"/channels/{fake.dm_channel_id()}/messages"
+            # The allowed messages and one polite warning; after it the bot stays quiet.
+            enough = lambda r: len(answers(since, path)) > limit  # noqa: E731
+            await fake.wait_for("POST", path, where=enough, since=since, timeout=WAIT_S)
+            other = await dm_answer(fake, "help", user_id=OTHER_USER)
+            assert "undo" in other.json["content"].lower()
+        return since, path
+
+    since, path = run(scenario())
+    texts = [r.json["content"] for r in answers(since, path)]
+    assert len(texts) == limit + 1
+    assert sum("slow" in t.lower() for t in texts) == 1
+
+
+def test_two_users_edit_at_once(fake, engine) -> None:
+    photo = PHOTO.read_bytes()
+
+    async def user(user_id: int) -> RecordedRequest:
+        await dm_answer(fake, user_id=user_id, attachments=[("me.jpg", photo, "image/jpeg")])
+        return await dm_answer(fake, "make her smile", user_id=user_id)
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine):
+            results = await asyncio.gather(user(DEFAULT_USER_ID), user(OTHER_USER))
+        assert all(size(r.files[0].data) == size(photo) for r in results)
+        assert results[0].path != results[1].path  # each in its own DM
+
+    run(scenario())
+
+
+def test_settings_name_channels_and_the_api_base() -> None:
+    assert channel_ids(" 12, 34 ,", [56]) == {12, 34, 56}
+    with pytest.raises(ConfigError, match="bots.discord_channels"):
+        channel_ids("12,general")
+    assert api_base("http://127.0.0.1:5/") == "http://127.0.0.1:5/api/v10"
+    assert api_base("https://example.org/api/v10") == "https://example.org/api/v10"
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chatface", "serve", "discord", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+
+
+def test_serve_discord_runs_edits_and_stops_cleanly_on_sigterm(fake) -> None:
+    env = {**os.environ, **TINY, "DISCORD_BOT_TOKEN": fake.world.token}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    process = _serve(env, "--base-url", fake.url)
+
+    async def scenario() -> None:
+        await fake.wait_until_connected(timeout=60)
+        got = await dm_answer(fake, attachments=[("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+        assert "face" in got.json["content"].lower()
+        edited = await dm_answer(fake, "make her smile")
+        assert edited.files[0].filename == "chatface.png"
+        process.send_signal(signal.SIGTERM)
+        await fake.wait_until_disconnected(timeout=10)
+
+    try:
+        run(scenario(), timeout=90)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "answers slash commands and DMs" in out + err
+    assert fake.world.token not in out + err and "Traceback" not in err
+
+
+def test_serve_discord_without_a_token_says_where_to_put_it() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_BOT_TOKEN"}
+    process = _serve(env)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "DISCORD_BOT_TOKEN" in err and "chatface keys set discord" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
