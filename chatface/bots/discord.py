@@ -193,8 +193,12 @@ class DiscordBot(discord.Client):
         except Exception:
             logger.exception("forget answer %s failed", interaction.id)
             reply = Reply(FAILED, error=True)
-        if reply.text:
+        if not reply.text:
+            return
+        try:
             await interaction.edit_original_response(content=reply.text[:MAX_CONTENT], view=None)
+        except discord.HTTPException as exc:
+            logger.warning("could not answer interaction %s (HTTP %s)", interaction.id, exc.status)
 
     def command_turn(self, name: str) -> Turn:
         async def turn(user: str, chat: str, update_id: str) -> list[Reply]:
@@ -238,7 +242,7 @@ class DiscordBot(discord.Client):
         if attachment.size > self.max_bytes:
             return (
                 f"That file is too large ({attachment.size / 1e6:.1f} MB); "
-                f"send a photo of at most {self.max_bytes / 1e6:.0f} MB."
+                f"send a photo of at most {self.max_bytes / 1e6:.1f} MB."
             )
         kind = attachment.content_type
         if kind and not kind.startswith("image/"):
