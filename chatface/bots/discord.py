@@ -23,7 +23,7 @@ import discord
 import yarl
 from discord import app_commands
 
-from chatface.bots.conversation import COMMANDS, ConversationCore, Reply
+from chatface.bots.conversation import COMMANDS, FAILED, ConversationCore, Reply
 from chatface.bots.discord_ui import (
     MAX_CONTENT,
     ChineseDescriptions,
@@ -31,7 +31,6 @@ from chatface.bots.discord_ui import (
     ResultButtons,
     StatusMessage,
     message_of,
-    shown,
 )
 from chatface.errors import ChatFaceError, ConfigError, KeyStoreError
 
@@ -42,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 NOT_SLASH = {"start"}  # Discord lists slash commands itself; there is no /start habit
 EMPTY = "Send me a photo with a face, or tell me what to change."
-FAILED = "Sorry, something went wrong on my side; please try again."
 
 Turn = Callable[[str, str, str], Awaitable[list[Reply]]]  # (user, chat, update id) -> replies
 
@@ -170,11 +168,11 @@ class DiscordBot(discord.Client):
             logger.exception("could not finish the jobs left from the last run")
             return
         for delivery in deliveries:
-            if not shown([delivery.reply]):
+            if delivery.reply.empty:
                 continue
             channel = self.get_partial_messageable(int(delivery.chat))
             try:
-                await channel.send(**message_of(delivery.reply, int(delivery.platform_user)))
+                await channel.send(**message_of(delivery.reply, int(delivery.user)))
             except discord.HTTPException as exc:
                 logger.warning("could not deliver a recovered reply (HTTP %s)", exc.status)
 
@@ -265,7 +263,7 @@ class DiscordBot(discord.Client):
             replies = [Reply(FAILED, error=True)]
         reference = None if in_dm else message
         try:
-            for reply in shown(replies):
+            for reply in (r for r in replies if not r.empty):
                 await message.channel.send(**message_of(reply, message.author.id),
                                            reference=reference, mention_author=False)  # fmt: skip
         except discord.HTTPException as exc:
@@ -289,9 +287,9 @@ class DiscordBot(discord.Client):
             logger.exception("interaction %s failed", interaction.id)
             replies = [Reply(FAILED, error=True)]
         try:
-            if not shown(replies):
+            if all(reply.empty for reply in replies):
                 await interaction.delete_original_response()
-            for reply in shown(replies):
+            for reply in (r for r in replies if not r.empty):
                 kwargs = message_of(reply, interaction.user.id)
                 await interaction.followup.send(**kwargs, ephemeral=ephemeral)  # type: ignore[arg-type]
         except discord.HTTPException as exc:

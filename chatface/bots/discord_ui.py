@@ -118,11 +118,6 @@ def message_of(reply: Reply, user_id: int) -> dict[str, object]:
     return kwargs
 
 
-def shown(replies: list[Reply]) -> list[Reply]:
-    """The replies to send: an empty one (a duplicate, a replaced render) is not sent."""
-    return [r for r in replies if r.text or r.image]
-
-
 class StatusMessage:
     """One status message per job, sent at the first progress report, edited at most
     once a second, and deleted once the answer is there."""
