@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 PHOTO = REPO / "tests" / "data" / "faces" / "grace_hopper.jpg"
 TINY = {
     "CHATFACE_ENGINE_BACKEND": "tiny",
-    "CHATFACE_RENDER_ENCODE_STEPS": "2",
-    "CHATFACE_RENDER_STEPS": "2",
+    "CHATFACE_RENDER_ENCODE_STEPS": "1",
+    "CHATFACE_RENDER_STEPS": "1",
 }
 OTHER_USER = 498765432109876543
 WAIT_S = 60.0  # for answers that need the model: generous on a loaded machine
@@ -196,6 +196,8 @@ def test_commands_and_forget_with_a_confirmation(fake, engine) -> None:
     async def scenario() -> None:
         async with bot_running(fake, engine):
             await dm_answer(fake, attachments=[("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+            _, _, edited = await slash(fake, "edit", {"text": "make her smile"})  # same face
+            assert edited.files[0].filename == "chatface.png"
             _, _, attributes = await slash(fake, "attributes")
             assert "smile" in attributes.json["content"]
             _, _, status = await slash(fake, "status")
@@ -308,26 +310,44 @@ def _serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def test_serve_discord_runs_edits_and_stops_cleanly_on_sigterm(fake) -> None:
+def test_serve_discord_survives_kill_9_mid_render_and_stops_cleanly_on_sigterm(fake) -> None:
+    """`chatface serve discord` as a user runs it: killed (-9) while rendering an edit,
+    restarted, it renders that edit and sends it; SIGTERM then stops it cleanly."""
     env = {**os.environ, **TINY, "DISCORD_BOT_TOKEN": fake.world.token}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    process = _serve(env, "--base-url", fake.url)
+    slow = {**env, "CHATFACE_RENDER_STEPS": "500"}  # still rendering when it is killed
+    processes = [_serve(slow, "--base-url", fake.url)]
 
     async def scenario() -> None:
-        await fake.wait_until_connected(timeout=60)
+        await fake.wait_until_connected(timeout=WAIT_S)
         got = await dm_answer(fake, attachments=[("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
         assert "face" in got.json["content"].lower()
-        edited = await dm_answer(fake, "make her smile")
+        path = f"/channels/{fake.dm_channel_id()}/messages"
+        since = len(fake.requests)
+        await fake.user_sends_dm("make her smile")
+        working = lambda r: r.json["content"].startswith("Working…")  # noqa: E731
+        await fake.wait_for("POST", path, where=working, since=since, timeout=WAIT_S)
+        processes[0].kill()
+        await fake.wait_until_disconnected(timeout=10)
+
+        processes.append(_serve(env, "--base-url", fake.url))
+        has_image = lambda r: bool(r.files)  # noqa: E731
+        owed = await fake.wait_for("POST", path, where=has_image, since=since, timeout=WAIT_S)
+        assert owed.files[0].filename == "chatface.png"
+        assert buttons(owed) == ["cf:undo", "cf:redo", "cf:original"]
+        edited = await dm_answer(fake, "add glasses")
         assert edited.files[0].filename == "chatface.png"
-        process.send_signal(signal.SIGTERM)
+        processes[1].send_signal(signal.SIGTERM)
         await fake.wait_until_disconnected(timeout=10)
 
     try:
-        run(scenario(), timeout=90)
-        out, err = process.communicate(timeout=20)
+        run(scenario())
+        out, err = processes[1].communicate(timeout=20)
     finally:
-        process.kill()
-    assert process.returncode == 0, err
+        for process in processes:
+            process.kill()
+            process.communicate()
+    assert processes[1].returncode == 0, err
     assert "answers slash commands and DMs" in out + err
     assert fake.world.token not in out + err and "Traceback" not in err
 
