@@ -196,7 +196,8 @@ def test_commands_and_forget_with_a_confirmation(fake, engine) -> None:
     async def scenario() -> None:
         async with bot_running(fake, engine):
             await dm_answer(fake, attachments=[("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
-            _, _, edited = await slash(fake, "edit", {"text": "make her smile"})  # same face
+            # The face sent in the DM is the DM's: /edit there needs no photo again.
+            _, _, edited = await slash(fake, "edit", {"text": "make her smile"}, in_dm=True)
             assert edited.files[0].filename == "chatface.png"
             _, _, attributes = await slash(fake, "attributes")
             assert "smile" in attributes.json["content"]
@@ -216,7 +217,7 @@ def test_commands_and_forget_with_a_confirmation(fake, engine) -> None:
             assert (await fake.wait_for("POST", click.callback_path)).json == {"type": 6}
             done = await fake.wait_for("PATCH", click.webhook_path + "/messages/@original")
             assert done.json["components"] == [] and done.json["content"]
-            _, _, after = await slash(fake, "undo")
+            _, _, after = await slash(fake, "undo", in_dm=True)
             assert "photo" in after.json["content"].lower()  # nothing of the user is left
 
     run(scenario())
