@@ -270,7 +270,9 @@ class DiscordBot(discord.Client):
             logger.warning("could not answer message %s (HTTP %s)", message.id, exc.status)
         await status.remove()
 
-    async def answer(self, interaction: discord.Interaction, turn: Turn, ephemeral=False) -> None:
+    async def answer(
+        self, interaction: discord.Interaction, turn: Turn, ephemeral: bool = False
+    ) -> None:
         """Acknowledge at once (a render outlasts the 3 s Discord allows), then send each
         reply as a followup; with none to send, remove the "thinking" message."""
         try:
