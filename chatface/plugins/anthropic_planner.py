@@ -314,8 +314,8 @@ class AnthropicPlanner:
             reason = "no 'anthropic' key is set"
             return await self._fall_back(message, context, reason, NOT_CONFIGURED)
         try:
+            client = await self._client_for(key)  # before the deadline: a one-off, slow import
             async with asyncio.timeout(self.timeout_s):
-                client = await self._client_for(key)
                 response = await client.messages.create(**self._request(message, context))
             plan, unknown = self._parse(response, context, key)
         except Exception as exc:  # never crash a chat over an API failure, a bad answer or a bug

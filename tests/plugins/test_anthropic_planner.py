@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 from chatface.config import Config, load_config
@@ -118,6 +119,21 @@ def test_hook_registers_anthropic_planner_without_a_key(isolated_env: Path) -> N
     planner = registry.planners["anthropic"].value(load_config())  # no key set: still fine
     assert planner.model == "claude-sonnet-4-5" and planner.base_url is None
     assert planner.timeout_s == 4.0 and planner.max_retries == 2 and planner.max_tokens == 512
+
+
+def test_the_sdk_client_gets_the_retries_and_the_timeout(isolated_env: Path) -> None:
+    config = load_config(
+        {
+            "CHATFACE_HOME": str(isolated_env),
+            "CHATFACE_PLANNER_ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+            "CHATFACE_PLANNER_TIMEOUT_S": "3.5",
+            "CHATFACE_PLANNER_MAX_RETRIES": "4",
+        }
+    )
+    client = AnthropicPlanner(config)._new_client(KEY)
+    assert isinstance(client, anthropic.AsyncAnthropic)
+    assert client.max_retries == 4 and client.timeout == anthropic.Timeout(3.5)
+    assert str(client.base_url).startswith("http://127.0.0.1:9")
 
 
 def test_no_key_falls_back_without_any_request(
@@ -404,8 +420,8 @@ def test_500s_until_the_deadline_fall_back_within_it(
     started = time.monotonic()
     assert planner.plan("smile", CONTEXT) == FALLBACK
     elapsed = time.monotonic() - started
-    # The SDK waits about 0.5 s, then 1 s: the deadline cuts its second wait.
-    assert len(server.requests) == 2 and rules.messages == ["smile"]
+    # The SDK retried (it waits about 0.5 s, then 1 s) until the deadline cut it short.
+    assert 2 <= len(server.requests) < 10 and rules.messages == ["smile"]
     assert 1.0 <= elapsed < 1.0 + 0.5  # the deadline plus slack: a bound, not a benchmark
     assert "no answer within planner.timeout_s (1 s)" in caplog.text
 
@@ -506,13 +522,18 @@ def test_a_broken_fallback_still_answers(
     assert result.action == "chat" and "try again" in result.reply
 
 
-def test_engine_plans_with_the_anthropic_planner(
+def test_engine_plans_and_aplans_with_the_anthropic_planner(
     server: FakeAnthropicServer, isolated_env: Path, with_key: str, pm, add_plugin
 ) -> None:
     if "anthropic" not in collect(pm).planners:
         add_plugin(anthropic_planner, "anthropic-planner")
-    server.script(plan(edits=[("beard", -0.8)], reply="Shaving the beard."))
+    server.script(*[plan(edits=[("beard", -0.8)], reply="Shaving the beard.")] * 2)
     engine = Engine(make_config(server, isolated_env), plugin_manager=pm)
-    result = engine.plan("remove the beard", SessionState({"beard": 0.8}), planner="anthropic")
+    state = SessionState({"beard": 0.8})
+    result = engine.plan("remove the beard", state, planner="anthropic")
     assert result == EditPlan("edit", (EditOp("beard", -0.8),), None, "Shaving the beard.")
     assert "- beard: +0.80" in server.requests[0].body["system"]
+    recent = [("user", "add a beard"), ("bot", "Adding a beard.")]
+    result = asyncio.run(engine.aplan("remove the beard", state, recent, planner="anthropic"))
+    assert result == EditPlan("edit", (EditOp("beard", -0.8),), None, "Shaving the beard.")
+    assert len(server.bodies()[1]["messages"]) == 3  # the recent turns went along
