@@ -270,7 +270,7 @@ class ConversationCore:
             return SILENT
         state = SessionState.from_json(view.state_json)
         try:
-            # A planner may call a network API: never on the event loop.
+            # Async planners await their API; the others run in a worker thread.
             plan = await self.engine.aplan(text, state, view.recent)
         except ChatFaceError as exc:
             plan = EditPlan("chat", reply=str(exc))
