@@ -6,8 +6,8 @@ Only reads: it creates no database, downloads nothing and never prints a key's v
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +35,8 @@ class Status:
 
 @dataclass
 class Report:
+    """Everything doctor found; ``--json`` prints it as it is, with ``ok``."""
+
     config_file: str | None
     changed: dict[str, dict[str, Any]]  # non-default settings: value (passwords hidden), source
     data_dir: str
@@ -57,15 +59,19 @@ class Report:
 
 
 def hide_password(value: str) -> str:
-    """``value`` with the password of a URL in it (``scheme://user:password@host``) as ***."""
+    """``value`` with the password of a URL in it (``scheme://user:password@host``) as ***;
+    text with an ``@`` that does not parse as such a URL loses everything before the ``@``."""
     try:
         parts = urlsplit(value)
-        if not parts.password:
-            return value
-    except ValueError:  # not a URL we can take apart: show none of it
-        return "***"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        username, password = parts.username, parts.password
+    except ValueError:
+        username = password = None
+    if password:
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{username or ''}:***@{host}"))
+    if username is None and "@" in value:
+        return re.sub(r"\S*@", "***@", value)
+    return value
 
 
 def _error(exc: Exception) -> str:
@@ -80,19 +86,25 @@ def check_storage(config: Config) -> Status:
     from chatface.storage import head_revision, pending_upgrade
     from chatface.storage.sqlite import sqlite_path
 
+    url = config.database_url
+
+    def hidden(text: str) -> str:  # in case a driver quotes the URL in an error
+        return text.replace(url, hide_password(url))
+
     try:
-        engine = sa.create_engine(config.database_url)
+        engine = sa.create_engine(url)
     except Exception as exc:
-        return Status(False, f"cannot use this URL: {_error(exc)}")
+        return Status(False, f"cannot use this URL: {hidden(_error(exc))}")
     try:
         path = sqlite_path(engine)
         if path is not None and not path.exists():
             return Status(True, "not created yet; chatface creates it when it first stores a face")
         pending = pending_upgrade(engine)
     except sa.exc.OperationalError as exc:
-        return Status(False, f"cannot open it: {exc.orig}")
+        # Drivers explain over several lines; one line reads better in a report.
+        return Status(False, "cannot open it: " + hidden(" ".join(str(exc.orig).split())))
     except Exception as exc:
-        return Status(False, _error(exc))
+        return Status(False, hidden(_error(exc)))
     finally:
         engine.dispose()
     head = head_revision()
@@ -245,7 +257,7 @@ def _print(report: Report, console: Console) -> None:
     def line(text: str) -> None:
         console.print(text, highlight=False, soft_wrap=True)
 
-    where = report.config_file or f"none ({Path(report.data_dir) / 'config.toml'} does not exist)"
+    where = report.config_file or "none (`chatface config path` shows where it would be)"
     line(f"[bold]Settings[/bold] file: {escape(where)}")
     for name, setting in report.changed.items():
         line(f"  {name} = {escape(json.dumps(setting['value']))}  ({escape(setting['source'])})")

@@ -129,6 +129,15 @@ def test_a_database_from_a_newer_chatface_fails(tiny: None, isolated_env: Path) 
     assert "serve telegram: not ready" in output and "the database does not open" in output
 
 
+def test_a_url_that_does_not_parse_hides_its_password(
+    tiny: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHATFACE_STORAGE_URL", "postgres ql://bob:db-pass@127.0.0.1:9/x")
+    code, output = doctor()
+    assert code == 1 and "db-pass" not in output
+    assert "NO cannot use this URL: ArgumentError" in output
+
+
 def test_a_server_database_that_does_not_answer_hides_its_password(
     tiny: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,7 +178,10 @@ def test_an_unsafe_key_file_is_reported_not_raised(tiny: None, isolated_env: Pat
         ("https://:token@mirror.example/w", "https://:***@mirror.example/w"),
         ("https://user@mirror.example/w", "https://user@mirror.example/w"),
         ("sqlite:////home/me/chatface.db", "sqlite:////home/me/chatface.db"),
-        ("http://u:p@[::1", "***"),  # not a URL that can be taken apart: hidden whole
+        # Not URLs that can be taken apart: all before the @ goes.
+        ("http://u:p@[::1", "***@[::1"),
+        ("bob:pw@db.example/chatface", "***@db.example/chatface"),
+        ("postgres ql://bob:pw@db.example/x", "postgres ***@db.example/x"),
         ("rules", "rules"),
     ],
 )  # fmt: skip
