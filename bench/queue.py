@@ -12,9 +12,10 @@ It prints renders/s, p50 / p95 latency (submit -> result) and the mean batch siz
 each, and the ratios batched / baseline. Backends: ``tiny`` (the random-weight 64 px
 backend the tests use) and ``ffhq256`` (the official ffhq256_autoenc network layout
 with random weights, nothing downloaded; slow on a CPU, so its defaults are small).
-Faces are random latents: a render costs the same whatever the face.
+Faces are random latents: a render costs the same whatever the face and the weights.
 
-Example (CPU, about 2 minutes on 2 cores): python bench/queue.py --backend ffhq256
+Example (CPU, 1-2 minutes on 2 cores): python bench/queue.py --backend ffhq256
+On a GPU: python bench/queue.py --backend ffhq256 --device cuda --users 32 --messages 4 --steps 8
 Not a test: the numbers depend on the machine.
 """
 
@@ -103,8 +104,8 @@ class Run:
 
     def line(self, name: str) -> str:
         return (
-            f"{name:<13} {self.renders_per_s:9.2f} {p(self.latencies, 50):9.3f} "
-            f"{p(self.latencies, 95):9.3f} {self.rendered / self.batches:11.2f}"
+            f"{name:<13} {self.renders_per_s:9.2f} {percentile(self.latencies, 50):9.3f} "
+            f"{percentile(self.latencies, 95):9.3f} {self.rendered / self.batches:11.2f}"
         )
 
     @property
@@ -112,7 +113,7 @@ class Run:
         return len(self.latencies) / self.wall_s
 
 
-def p(values: list[float], percent: float) -> float:
+def percentile(values: list[float], percent: float) -> float:
     """Nearest-rank percentile: the smallest value at least ``percent`` % of them reach."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
@@ -219,8 +220,8 @@ def main() -> None:
     off, on = runs["batching off"], runs["batching on"]
     print(
         f"ratio on/off: renders/s {on.renders_per_s / off.renders_per_s:.2f}x, "
-        f"p50 {p(on.latencies, 50) / p(off.latencies, 50):.2f}x, "
-        f"p95 {p(on.latencies, 95) / p(off.latencies, 95):.2f}x"
+        f"p50 {percentile(on.latencies, 50) / percentile(off.latencies, 50):.2f}x, "
+        f"p95 {percentile(on.latencies, 95) / percentile(off.latencies, 95):.2f}x"
     )
 
 
