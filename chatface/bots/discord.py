@@ -26,11 +26,13 @@ from discord import app_commands
 from chatface.bots.conversation import COMMANDS, FAILED, ConversationCore, Reply
 from chatface.bots.discord_ui import (
     MAX_CONTENT,
+    SEND_ERRORS,
     ChineseDescriptions,
     ForgetAnswer,
     ResultButtons,
     StatusMessage,
     message_of,
+    why,
 )
 from chatface.errors import ChatFaceError, ConfigError, KeyStoreError
 
@@ -173,8 +175,8 @@ class DiscordBot(discord.Client):
             channel = self.get_partial_messageable(int(delivery.chat))
             try:
                 await channel.send(**message_of(delivery.reply, int(delivery.user)))
-            except discord.HTTPException as exc:
-                logger.warning("could not deliver a recovered reply (HTTP %s)", exc.status)
+            except SEND_ERRORS as exc:
+                logger.warning("could not deliver a recovered reply (%s)", why(exc))
 
     # -- what users send -------------------------------------------------------------
     async def on_result_button(self, interaction: discord.Interaction, command: str) -> None:
@@ -195,8 +197,8 @@ class DiscordBot(discord.Client):
             return
         try:
             await interaction.edit_original_response(content=reply.text[:MAX_CONTENT], view=None)
-        except discord.HTTPException as exc:
-            logger.warning("could not answer interaction %s (HTTP %s)", interaction.id, exc.status)
+        except SEND_ERRORS as exc:
+            logger.warning("could not answer interaction %s (%s)", interaction.id, why(exc))
 
     def command_turn(self, name: str) -> Turn:
         async def turn(user: str, chat: str, update_id: str) -> list[Reply]:
@@ -221,8 +223,8 @@ class DiscordBot(discord.Client):
                 return [Reply(refusal, error=True)]
             try:
                 photo = await attachment.read()
-            except discord.HTTPException as exc:
-                logger.warning("could not download an attachment (HTTP %s)", exc.status)
+            except SEND_ERRORS as exc:
+                logger.warning("could not download an attachment (%s)", why(exc))
                 return [Reply("I could not download that file; please send it again.", error=True)]
             reply = await self.core.receive_photo(
                 user, chat, photo, attachment.filename, progress, update_id
@@ -266,8 +268,8 @@ class DiscordBot(discord.Client):
             for reply in (r for r in replies if not r.empty):
                 await message.channel.send(**message_of(reply, message.author.id),
                                            reference=reference, mention_author=False)  # fmt: skip
-        except discord.HTTPException as exc:
-            logger.warning("could not answer message %s (HTTP %s)", message.id, exc.status)
+        except SEND_ERRORS as exc:
+            logger.warning("could not answer message %s (%s)", message.id, why(exc))
         await status.remove()
 
     async def answer(
@@ -277,9 +279,8 @@ class DiscordBot(discord.Client):
         reply as a followup; with none to send, remove the "thinking" message."""
         try:
             await interaction.response.defer(thinking=True, ephemeral=ephemeral)
-        except discord.HTTPException as exc:
-            logger.warning("could not acknowledge interaction %s (HTTP %s)", interaction.id,
-                           exc.status)  # fmt: skip
+        except SEND_ERRORS as exc:
+            logger.warning("could not acknowledge interaction %s (%s)", interaction.id, why(exc))
             return
         try:
             replies = await turn(
@@ -294,9 +295,8 @@ class DiscordBot(discord.Client):
             for reply in (r for r in replies if not r.empty):
                 kwargs = message_of(reply, interaction.user.id)
                 await interaction.followup.send(**kwargs, ephemeral=ephemeral)  # type: ignore[arg-type]
-        except discord.HTTPException as exc:
-            logger.warning("could not answer interaction %s (HTTP %s)", interaction.id,
-                           exc.status)  # fmt: skip
+        except SEND_ERRORS as exc:
+            logger.warning("could not answer interaction %s (%s)", interaction.id, why(exc))
 
 
 async def run_bot(

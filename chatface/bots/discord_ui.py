@@ -16,6 +16,7 @@ import re
 import time
 from typing import Protocol, cast
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -27,6 +28,15 @@ EDIT_INTERVAL_S = 1.0  # a status message is edited at most this often (Discord 
 MAX_CONTENT = 2000  # Discord's limit for a message's text
 EDIT_ZH = "编辑照片中的人脸：附上照片，或说要改什么"
 NOT_YOURS = "Only the person who asked can answer this."
+# What talking to Discord raises: a refusal, or the connection closing (at shutdown).
+SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError)
+
+
+def why(error: Exception) -> str:
+    """A short, token-free reason for a log line."""
+    if isinstance(error, discord.HTTPException):
+        return f"HTTP {error.status}"
+    return type(error).__name__
 
 
 class ButtonHandler(Protocol):
@@ -146,14 +156,14 @@ class StatusMessage:
                 self.message = await self.channel.send(text)
             else:
                 await self.message.edit(content=text)
-        except discord.HTTPException as exc:
-            logger.warning("could not update a status message (HTTP %s)", exc.status)
+        except SEND_ERRORS as exc:
+            logger.warning("could not update a status message (%s)", why(exc))
 
     async def remove(self) -> None:
         if self._pending is not None:
             await self._pending
         if self.message is not None:
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(*SEND_ERRORS):
                 await self.message.delete()
 
 
