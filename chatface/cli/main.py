@@ -17,6 +17,7 @@ from chatface.cli import history as history_cmd
 from chatface.cli import keys as keys_cmd
 from chatface.cli import plan as plan_cmd
 from chatface.cli import plugins as plugins_cmd
+from chatface.cli import serve as serve_cmd
 from chatface.cli import weights as weights_cmd
 from chatface.errors import ChatFaceError
 
@@ -37,6 +38,7 @@ app.command("plugins")(plugins_cmd.plugins)
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(weights_cmd.app, name="weights")
+app.add_typer(serve_cmd.app, name="serve")
 app.command("history")(history_cmd.history)
 app.command("forget")(history_cmd.forget)
 
