@@ -28,7 +28,8 @@ def telegram(
     webhook_url: str | None = typer.Option(
         None,
         "--webhook-url",
-        help="Take updates by webhook at this public https:// URL instead of long polling.",
+        help="Take updates by webhook at this public https:// URL instead of long polling; "
+        "forward it to http://LISTEN:PORT/telegram.",
     ),
     listen: str | None = typer.Option(
         None, "--listen", help="Webhook mode: address to listen on [default: 127.0.0.1]."
