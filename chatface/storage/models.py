@@ -1,4 +1,5 @@
-"""Database tables of chatface: users, their conversations, faces, edit history and messages.
+"""Database tables of chatface: users, their conversations, faces, edit history, messages,
+the jobs a bot owes its users and the platform updates it has handled.
 
 These are sqlmodel classes with ``table=True``. The store (:mod:`chatface.storage.store`)
 hands them out detached, so callers read attributes freely but never lazy-load anything.
@@ -154,6 +155,53 @@ class Message(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+JOB_KINDS = ("photo", "render")
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+UNFINISHED = ("queued", "running")
+
+
+class Job(SQLModel, table=True):
+    """Work a bot owes a user: a photo to encode or an edit to render. Written before the
+    work starts, so a bot restarted after a crash finishes or answers every unfinished one."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.CheckConstraint(f"kind IN {JOB_KINDS}", name="ck_jobs_kind"),
+        sa.CheckConstraint(f"state IN {JOB_STATES}", name="ck_jobs_state"),
+        _AUTOINCREMENT,
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    kind: str = Field(max_length=8)
+    state: str = Field(default="queued", max_length=16, index=True)
+    # photo: the stored photo (relative to the files dir); render: the face and the edit
+    # whose state it renders. Plain ids: an edit can be dropped by a later undo branch.
+    photo_path: str | None = Field(default=None, max_length=1024)
+    face_id: int | None = Field(default=None)
+    edit_id: int | None = Field(default=None)
+    steps: int | None = Field(default=None)
+    reply: str = Field(default="", sa_type=sa.Text)  # the text sent with the result
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Update(SQLModel, table=True):
+    """A platform update (a Telegram update, a Discord interaction or message) already
+    handled: a redelivered one is recognised by its key and never runs twice."""
+
+    __tablename__ = "updates"
+    __table_args__ = (sa.UniqueConstraint("key"), _AUTOINCREMENT)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    key: str = Field(max_length=255)  # "<platform>/<platform's id>"
+    created_at: datetime = Field(
+        default_factory=utc_now, sa_type=UTCDateTime, nullable=False, index=True
+    )
+
+
 # Every table chatface owns, parents before children. SQLModel.metadata is shared with
 # any other sqlmodel table in the process, so migrations compare only these.
-TABLES: tuple[type[SQLModel], ...] = (User, Conversation, Face, Edit, Message)
+TABLES: tuple[type[SQLModel], ...] = (User, Conversation, Face, Edit, Message, Job, Update)

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from chatface.errors import StorageError
 from chatface.storage import Store, head_revision, migrate
 from chatface.storage.migrations import OUR_TABLES, VERSION_TABLE
-from chatface.storage.schema import BASELINE_REVISION
 from tests.storage.legacy import LATENTS, PNG, STATE, create_legacy_database
 
+HEAD = head_revision()  # what a store creates today; test revisions go on top
 NEXT = "a1b2c3d4e5f6"  # revisions the tests add on top of the shipped ones
 AFTER_NEXT = "b2c3d4e5f6a7"
 AddRevision = Callable[..., Path]
@@ -148,7 +148,7 @@ def test_upgrade_keeps_data_and_adds_column(
 ) -> None:
     create_legacy_database(database_url)
     # Adoption and the next revision in one go: the backup is named after version 1.
-    versions = add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup="v1", then="")
+    versions = add_revision(NEXT, HEAD, NICKNAME, backup="v1", then="")
 
     assert migrate(engine, [versions]) == NEXT
 
@@ -182,16 +182,16 @@ def test_backup_holds_the_schema_and_data_before_the_upgrade(
     url = f"sqlite:///{tmp_path / 'chatface.db'}"
     with Store(url, files_dir) as store:
         store.get_or_create_user("telegram", "42")
-    versions = add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup=BASELINE_REVISION, then="")
+    versions = add_revision(NEXT, HEAD, NICKNAME, backup=HEAD, then="")
     engine = sa.create_engine(url)
     try:
         assert migrate(engine, [versions]) == NEXT
     finally:
         engine.dispose()
-    backup = sqlite3.connect(tmp_path / f"chatface.db.bak-{BASELINE_REVISION}")
+    backup = sqlite3.connect(tmp_path / f"chatface.db.bak-{HEAD}")
     try:
         rows = backup.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
-        assert rows == [(BASELINE_REVISION,)]
+        assert rows == [(HEAD,)]
         assert backup.execute("SELECT platform_user_id FROM users").fetchall() == [("42",)]
         assert "nickname" not in [row[1] for row in backup.execute("PRAGMA table_info(users)")]
     finally:
@@ -204,20 +204,20 @@ def test_failing_revision_rolls_back(
     with Store(database_url, files_dir) as store:
         store.get_or_create_user("telegram", "42")
     then = 'raise RuntimeError("bug in the revision")'
-    versions = add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup=BASELINE_REVISION, then=then)
+    versions = add_revision(NEXT, HEAD, NICKNAME, backup=HEAD, then=then)
 
-    pattern = f"to {NEXT} failed: bug in the revision.*rolled back.*still at {BASELINE_REVISION}"
+    pattern = f"to {NEXT} failed: bug in the revision.*rolled back.*still at {HEAD}"
     with pytest.raises(StorageError, match=pattern):
         migrate(engine, [versions])
 
-    assert revision_of(engine) == [BASELINE_REVISION]
+    assert revision_of(engine) == [HEAD]
     assert "nickname" not in columns(engine, "users")  # the table copy was undone too
     engine.dispose()
     with Store(database_url, files_dir) as store:
         assert [u.platform_user_id for u in store.users()] == ["42"]
     db = sqlite_file(database_url)
     if db is not None:
-        assert db.with_name(f"{db.name}.bak-{BASELINE_REVISION}").is_file()
+        assert db.with_name(f"{db.name}.bak-{HEAD}").is_file()
 
 
 def test_later_failure_rolls_back_earlier_revisions_too(
@@ -226,7 +226,7 @@ def test_later_failure_rolls_back_earlier_revisions_too(
     # One transaction for the whole upgrade: the database is never left between
     # revisions, it is either as before (and as its backup) or at the new head.
     create_legacy_database(database_url)
-    add_revision(NEXT, BASELINE_REVISION, NICKNAME, backup="v1", then="")
+    add_revision(NEXT, HEAD, NICKNAME, backup="v1", then="")
     versions = add_revision(
         AFTER_NEXT, NEXT, 'def upgrade():\n    raise RuntimeError("step 2 breaks")\n'
     )
@@ -274,8 +274,8 @@ def test_tables_without_version_are_refused(
 
 
 def test_two_heads_are_refused(engine: Engine, add_revision: AddRevision) -> None:
-    add_revision(NEXT, BASELINE_REVISION, "def upgrade():\n    pass\n")
-    versions = add_revision(AFTER_NEXT, BASELINE_REVISION, "def upgrade():\n    pass\n")
+    add_revision(NEXT, HEAD, "def upgrade():\n    pass\n")
+    versions = add_revision(AFTER_NEXT, HEAD, "def upgrade():\n    pass\n")
     with pytest.raises(StorageError, match="2 heads"):
         migrate(engine, [versions])
     assert sa.inspect(engine).get_table_names() == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,11 @@ def engines(database_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]
                 admin.exec_driver_sql(f"DROP DATABASE {second.url.database} WITH (FORCE)")
 
 
-def snapshot(engine: Engine) -> dict[str, Any]:
-    """Everything about chatface's tables that reflection sees, names included."""
+def snapshot(engine: Engine, tables: Collection[str] = OUR_TABLES) -> dict[str, Any]:
+    """Everything about chatface's ``tables`` that reflection sees, names included."""
     inspector = sa.inspect(engine)
     result: dict[str, Any] = {}
-    for table in sorted(OUR_TABLES):
+    for table in sorted(tables):
         columns = [
             (c["name"], str(c["type"]), c["nullable"], c.get("default"))
             for c in inspector.get_columns(table)
@@ -111,7 +111,8 @@ def test_first_revision_is_the_old_runners_schema(engines: tuple[Engine, Engine]
     with alembic.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, BASELINE_REVISION)
-    assert snapshot(alembic) == snapshot(legacy)
+    baseline = ("users", "conversations", "faces", "edits", "messages")  # the runner's tables
+    assert snapshot(alembic, baseline) == snapshot(legacy, baseline)
 
 
 def test_autogenerate_finds_no_difference(engines: tuple[Engine, Engine]) -> None:

@@ -4,7 +4,7 @@ atomicity of writes, and /forget removing everything of one user and nothing els
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,10 @@ from sqlmodel import Session
 
 from chatface.config import load_config
 from chatface.errors import ChatFaceError, StorageError
-from chatface.storage import Conversation, Edit, Face, Store, User
+from chatface.storage import Conversation, Edit, Face, Job, Store, User
+from chatface.storage.models import utc_now
 
-TABLES = ("users", "conversations", "faces", "edits", "messages")
+TABLES = ("users", "conversations", "faces", "edits", "messages", "jobs", "updates")
 TRANSFORM = [0.5, -0.25, 12.0, 0.25, 0.5, -3.75]
 
 
@@ -391,6 +392,16 @@ def populate(store: Store, platform: str, platform_user_id: str) -> tuple[User, 
         cid = conversation.id or 0
         store.log_message(cid, "user", "hi")
         store.log_message(cid, "bot", "hello")
+        incoming = store.files_dir / "incoming" / f"{platform_user_id}-{chat}.bin"
+        incoming.parent.mkdir(parents=True, exist_ok=True)
+        incoming.write_bytes(b"photo")
+        store.write_turn(
+            platform,
+            platform_user_id,
+            chat,
+            update_key=f"{platform}/{platform_user_id}-{chat}",
+            job=Job(kind="photo", photo_path=str(incoming.relative_to(store.files_dir))),
+        )
         for seed in (1, 2):
             face = new_face(store, cid, seed)
             for n in (1, 2, 3):
@@ -404,11 +415,29 @@ def test_forget_user_removes_every_row_and_file(store: Store) -> None:
     gone, gone_files = populate(store, "telegram", "1")
     kept, kept_files = populate(store, "telegram", "2")
     before = count_rows(store)
-    assert before == {"users": 2, "conversations": 4, "faces": 8, "edits": 24, "messages": 8}
+    assert before == {
+        "users": 2,
+        "conversations": 4,
+        "faces": 8,
+        "edits": 24,
+        "messages": 8,
+        "jobs": 4,
+        "updates": 4,
+    }
 
     counts = store.forget_user("telegram", "1")
 
-    assert counts == {"messages": 4, "edits": 12, "faces": 4, "conversations": 2, "users": 1}
+    assert counts == {
+        "messages": 4,
+        "jobs": 2,
+        "edits": 12,
+        "faces": 4,
+        "conversations": 2,
+        "updates": 2,
+        "users": 1,
+    }
+    assert not (store.files_dir / "incoming" / "1-a.bin").exists()
+    assert (store.files_dir / "incoming" / "2-a.bin").exists()
     after = count_rows(store)
     assert after == {table: before[table] - counts[table] for table in TABLES}
     assert not gone_files.exists()
@@ -479,3 +508,133 @@ def test_face_photo_is_stored_by_path_and_forgotten(store: Store) -> None:
         )
     store.forget_user("discord", "photo-owner")
     assert not photo.exists()
+
+
+# -- chat turns and jobs ---------------------------------------------------------------
+
+
+def bump(state_json: str) -> str:
+    strengths = json.loads(state_json).get("strengths", {})
+    strengths["smile"] = strengths.get("smile", 0) + 0.5
+    return json.dumps({"strengths": strengths})
+
+
+def test_a_turn_is_one_read_and_one_write(store: Store) -> None:
+    view = store.read_turn("telegram", "9", "c", update_key="telegram/1")
+    assert (view.user_id, view.conversation_id, view.handled, view.face) == (
+        None,
+        None,
+        False,
+        None,
+    )
+    write = store.write_turn(
+        "telegram", "9", "c", update_key="telegram/1", messages=[("user", "hi")]
+    )
+    assert not write.handled and write.conversation_id
+    again = store.write_turn(
+        "telegram", "9", "c", update_key="telegram/1", messages=[("user", "hi")]
+    )
+    assert again.handled  # a redelivered update writes nothing
+    assert store.read_turn("telegram", "9", "c", update_key="telegram/1").handled
+    assert [m.text for m in store.messages(write.conversation_id)] == ["hi"]
+
+    face = new_face(store, write.conversation_id, 1)
+    edit = store.write_turn(
+        "telegram",
+        "9",
+        "c",
+        messages=[("user", "smile")],
+        face_id=face.id,
+        move="edit",
+        plan_json="{}",
+        new_state=bump,
+        reply="Smiling.",
+        job=Job(kind="render"),
+    )
+    assert edit.current is not None and edit.current.seq == 1 and edit.job_id
+    view = store.read_turn("telegram", "9", "c", cached_faces={face.id or 0})
+    assert view.face is not None and view.face.cursor == 1 and view.state_json == bump("{}")
+    assert view.recent == [("user", "hi"), ("user", "smile")]  # the reply waits for the job
+    with pytest.raises(sa.orm.exc.DetachedInstanceError):
+        view.face.latents  # noqa: B018 - cached faces come without their blobs
+    assert store.read_turn("telegram", "9", "c").face.latents == latents_blob(1)  # type: ignore[union-attr]
+
+    [(job, user_id, user, chat)] = store.unfinished_jobs("telegram")
+    assert (job.id, job.state, job.edit_id, job.reply, user, chat) == (
+        edit.job_id,
+        "queued",
+        edit.current.id,
+        "Smiling.",
+        "9",
+        "c",
+    )
+    assert store.unfinished_jobs("discord") == []
+    store.mark_running(edit.job_id or 0)
+    assert store.unfinished_jobs("telegram")[0][0].state == "running"
+    store.finish_job(edit.job_id or 0, "done", reply=None, result_path="users/1/r.png")
+    store.mark_running(edit.job_id or 0)  # too late: stays done
+    assert store.unfinished_jobs("telegram") == []
+    assert store.current_edit(face.id or 0).result_path == "users/1/r.png"  # type: ignore[union-attr]
+    assert store.messages(write.conversation_id)[-1].text == "Smiling."
+
+
+def test_a_failed_render_takes_its_edit_back(store: Store) -> None:
+    write = store.write_turn("discord", "5", "c")
+    face = new_face(store, write.conversation_id, 2)
+    turn = store.write_turn(
+        "discord",
+        "5",
+        "c",
+        face_id=face.id,
+        move="edit",
+        plan_json="{}",
+        new_state=bump,
+        job=Job(kind="render"),
+    )
+    store.finish_job(turn.job_id or 0, "failed", reply="Busy.", error="busy", undo=True)
+    assert store.get_face(face.id or 0).cursor == 0
+    assert store.history(face.id or 0)[0].seq == 1  # redo-able, like any undone edit
+
+
+def test_a_move_that_cannot_be_made_writes_nothing(store: Store) -> None:
+    write = store.write_turn("discord", "6", "c")
+    face = new_face(store, write.conversation_id, 3)
+    with pytest.raises(StorageError, match="Nothing to undo"):
+        store.write_turn(
+            "discord",
+            "6",
+            "c",
+            update_key="discord/7",
+            messages=[("user", "undo")],
+            face_id=face.id,
+            move="undo",
+        )
+    assert store.messages(write.conversation_id) == []
+    assert not store.read_turn("discord", "6", "c", update_key="discord/7").handled
+
+
+def test_job_if_decides_whether_a_job_is_added(store: Store) -> None:
+    write = store.write_turn("cli", "u", "")
+    face = new_face(store, write.conversation_id, 4)
+    turn = store.write_turn(
+        "cli",
+        "u",
+        "",
+        face_id=face.id,
+        move="reset",
+        plan_json="{}",
+        reply="Back.",
+        job=Job(kind="render"),
+        job_if=lambda current: False,
+    )
+    assert turn.job_id is None and store.unfinished_jobs("cli") == []
+    assert store.messages(write.conversation_id)[-1].text == "Back."  # logged at once
+
+
+def test_prune_drops_old_keys_and_finished_jobs(store: Store) -> None:
+    done = store.write_turn("telegram", "1", "c", update_key="telegram/old", job=Job(kind="photo"))
+    store.finish_job(done.job_id or 0, "done")
+    waiting = store.write_turn("telegram", "1", "c", job=Job(kind="photo"))
+    assert store.prune(utc_now() + timedelta(seconds=1)) == 2
+    assert [j.id for j, *_ in store.unfinished_jobs("telegram")] == [waiting.job_id]
+    assert not store.read_turn("telegram", "1", "c", update_key="telegram/old").handled
