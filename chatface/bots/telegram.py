@@ -70,12 +70,17 @@ class StatusMessage:
 
     def __init__(self, bot: Bot, chat_id: int, interval_s: float, label: str) -> None:
         self._bot, self._chat_id, self._interval_s, self._label = bot, chat_id, interval_s, label
+        self._loop = asyncio.get_running_loop()
         self._text = WORKING
         self._changed, self._ended = asyncio.Event(), asyncio.Event()
         self._task: asyncio.Task[Message | None] | None = None
 
     def progress(self, done: int, total: int) -> None:
-        """The core's progress callback (on the event loop)."""
+        """The core's progress callback, from any thread: renders report on the event
+        loop, but a new photo's encoding steps come from the model thread."""
+        self._loop.call_soon_threadsafe(self._report, done, total)
+
+    def _report(self, done: int, total: int) -> None:
         if self._ended.is_set():
             return
         self._text = f"{self._label} {done}/{total}"
@@ -273,9 +278,9 @@ class TelegramBot:
 
     async def send(self, bot: Bot, chat: int, reply: Reply) -> None:
         """Send a core reply: a result photo with buttons, another image, or a message."""
-        if not reply.text and reply.image is None:
+        if reply.empty:
             return  # a duplicate update, a replaced render, a repeated flood warning
-        if getattr(reply, "confirm", None) == "forget":
+        if reply.confirm == "forget":
             keyboard = [[InlineKeyboardButton(label, callback_data=f"{PREFIX}forget:{arg}")
                          for label, arg in (("Yes, delete", "yes"), ("No", "no"))]]  # fmt: skip
             markup = InlineKeyboardMarkup(keyboard)
