@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import signal
 import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def server() -> Any:
 @pytest.fixture
 def engine(pm, monkeypatch: pytest.MonkeyPatch) -> Engine:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CHATFACE_ENGINE_BACKEND", "tiny")
-    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "2")
+    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "1")
     monkeypatch.setenv("CHATFACE_RENDER_STEPS", "2")
     return Engine(load_config(), pm)
 
@@ -342,34 +343,73 @@ def test_a_429_is_retried_and_the_token_is_never_logged(
     assert "secret word" not in logged
 
 
-def test_serve_telegram_runs_until_sigterm(
-    server: FakeTelegramServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("CHATFACE_ENGINE_BACKEND", "tiny")
-    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "2")
-    monkeypatch.setenv("CHATFACE_RENDER_STEPS", "2")
+@contextlib.contextmanager
+def serve_process(server: FakeTelegramServer, encode_steps: int = 1) -> Iterator[subprocess.Popen]:
+    """`chatface serve telegram` against the fake, polling once this returns; killed on exit
+    if still running."""
     command = [sys.executable, "-m", "chatface", "serve", "telegram",
                "--base-url", server.base_url, "--base-file-url", server.base_file_url]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "CHATFACE_ENGINE_BACKEND": "tiny",
+           "CHATFACE_RENDER_ENCODE_STEPS": str(encode_steps),
+           "CHATFACE_RENDER_STEPS": "2"}  # fmt: skip
+    since = len(server.calls)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        server.wait_for_sync("getUpdates", answered=False, timeout=WAIT_S)
+        server.wait_for_sync("getUpdates", answered=False, since=since, timeout=WAIT_S)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def stop(process: subprocess.Popen) -> str:
+    """SIGTERM, as systemd or Docker stop a service; the process's stderr."""
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, err
+    return err
+
+
+def test_serve_telegram_runs_until_sigterm(server: FakeTelegramServer) -> None:
+    with serve_process(server) as process:
         server.user_sends_photo(CHAT, USER, PHOTO)
         server.wait_for_sync("sendMessage", lambda c: "face" in c.params["text"], timeout=WAIT_S)
         server.user_sends_text(CHAT, USER, "make her smile")
         result = server.wait_for_sync("sendPhoto", timeout=WAIT_S)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=WAIT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
+        err = stop(process)
     assert result.params["caption"] == "Adding a medium smile."
     assert "@chatface_test_bot is running (long polling)" in err and "Stopped." in err
-    assert TOKEN.split(":")[1] not in out + err
+    assert TOKEN.split(":")[1] not in err
     assert "Traceback" not in err
     assert server.calls[-1].method == "getUpdates"  # polling stopped cleanly
+
+
+def test_a_photo_cut_off_by_kill_9_is_answered_after_a_restart(
+    server: FakeTelegramServer,
+) -> None:
+    def got_face() -> list[str]:
+        return [t for t in texts(server, CHAT) if t.startswith("Got the face")]
+
+    # Many encoding steps: the kill lands while the face is being encoded.
+    with serve_process(server, encode_steps=500) as process:
+        photo = server.user_sends_photo(CHAT, USER, PHOTO)
+        server.wait_for_sync("sendMessage", text="Working on it…", timeout=WAIT_S)  # step 1
+        process.kill()
+        process.communicate()
+    assert got_face() == []
+    with serve_process(server) as process:
+        server.wait_for_sync("sendMessage", lambda c: c.params["text"].startswith("Got the face"),
+                             timeout=WAIT_S)  # fmt: skip
+        server.user_sends_text(CHAT, USER, "make her smile")
+        result = server.wait_for_sync("sendPhoto", timeout=WAIT_S)
+        stop(process)
+    assert len(got_face()) == 1
+    # The update was confirmed before the kill: the answer came from the job row alone.
+    assert sum(photo in batch for batch in server.deliveries) == 1
+    assert result.params["caption"] == "Adding a medium smile."
 
 
 def test_serve_telegram_without_a_token_names_both_ways_to_set_it() -> None:
