@@ -2,10 +2,11 @@
 
 Photos and image documents become faces, text becomes edits, commands and inline buttons
 become core commands, and each reply goes back as a photo (with Undo, Redo, Original,
-Reset and Full size buttons) or as a message. Updates are handled concurrently (the core
-and the render queue keep each user's turns in order), a render shows one status
-message edited as its steps complete, and AIORateLimiter keeps within Telegram's limits.
-Neither the token (it is part of every API URL) nor message texts reach the logs.
+Reset and Full size buttons) or as a message. Updates are handled concurrently, so users
+never wait for each other (the core limits each user's rate and the render queue their
+renders); a render shows one status message edited as its steps complete, and
+AIORateLimiter keeps within Telegram's limits. Neither the token (it is part of every
+API URL) nor message texts reach the logs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import (
@@ -36,6 +37,7 @@ from telegram.ext import (
 )
 
 from chatface.bots.conversation import COMMANDS, ConversationCore, Reply
+from chatface.bots.telegram_status import StatusMessage
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
@@ -50,7 +52,6 @@ PLATFORM = "telegram"
 PREFIX = "cf:"  # callback data of our buttons: "cf:undo", "cf:forget:yes", ...
 RESULT_BUTTONS = (("Undo", "undo"), ("Redo", "redo"), ("Original", "original"), ("Reset", "reset"))
 FULL = ("full", "Send the latest result as a full-size file", "以文件发送最新结果的原图")
-WORKING = "Working on it…"
 HINT = "Send me a photo with a face, or tell me what to change."
 NO_RESULT = "There is no result to send yet; send a photo and tell me what to change."
 MAX_TEXT, MAX_CAPTION = 4096, 1024  # Telegram's limits, in characters
@@ -59,63 +60,6 @@ LATEST_KEPT = 256  # chats whose latest result is kept in memory for "Full size"
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class StatusMessage:
-    """The one status message of a job: sent at the first progress report, edited as
-    steps complete (at most one edit per ``interval_s``), deleted when the job ends.
-
-    A job that reports no progress (a stored undo, a refused photo) shows none.
-    """
-
-    def __init__(self, bot: Bot, chat_id: int, interval_s: float, label: str) -> None:
-        self._bot, self._chat_id, self._interval_s, self._label = bot, chat_id, interval_s, label
-        self._loop = asyncio.get_running_loop()
-        self._text = WORKING
-        self._changed, self._ended = asyncio.Event(), asyncio.Event()
-        self._task: asyncio.Task[Message | None] | None = None
-
-    def progress(self, done: int, total: int) -> None:
-        """The core's progress callback, from any thread: renders report on the event
-        loop, but a new photo's encoding steps come from the model thread."""
-        self._loop.call_soon_threadsafe(self._report, done, total)
-
-    def _report(self, done: int, total: int) -> None:
-        if self._ended.is_set():
-            return
-        self._text = f"{self._label} {done}/{total}"
-        self._changed.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._show())
-
-    async def _show(self) -> Message | None:
-        loop = asyncio.get_running_loop()
-        try:
-            message = await self._bot.send_message(self._chat_id, WORKING)
-            await self._bot.send_chat_action(self._chat_id, ChatAction.UPLOAD_PHOTO)
-            shown, edited = WORKING, loop.time()
-            while True:
-                await self._changed.wait()
-                self._changed.clear()
-                ready_at = edited + self._interval_s
-                if not self._ended.is_set() and loop.time() < ready_at:
-                    with contextlib.suppress(TimeoutError):  # sooner when the job ends
-                        await asyncio.wait_for(self._ended.wait(), ready_at - loop.time())
-                if loop.time() >= ready_at and self._text != shown:
-                    await message.edit_text(self._text)
-                    shown, edited = self._text, loop.time()
-                if self._ended.is_set():
-                    return message
-        except TelegramError as exc:  # a status is a courtesy: the reply still goes out
-            logger.warning("status message in a chat failed: %s", exc)
-            return None
-
-    async def close(self) -> None:
-        self._ended.set()
-        self._changed.set()
-        if self._task is not None and (message := await self._task) is not None:
-            with contextlib.suppress(TelegramError):
-                await message.delete()
 
 
 class TelegramBot:
@@ -141,82 +85,76 @@ class TelegramBot:
     # --- updates ------------------------------------------------------------------------
 
     async def on_photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message, bot = update.effective_message, context.bot
-        assert message is not None and update.effective_user is not None
-        user, chat = str(update.effective_user.id), message.chat_id
+        message, user = update.effective_message, update.effective_user
+        assert message is not None and user is not None
         media = message.photo[-1] if message.photo else message.document
         assert media is not None
-        name = getattr(media, "file_name", None) or ""
+        chat, bot = message.chat_id, context.bot
         # Refused before downloading; getFile may know the size when the message did not.
         file = None if (media.file_size or 0) > self.max_bytes else await media.get_file()
-        size = media.file_size if file is None else file.file_size
-        if file is None or (size or 0) > self.max_bytes:
-            text = (
-                f"The file is {(size or 0) / 1e6:.1f} MB; the limit is {self.max_bytes / 1e6:.0f} "
-                "MB, so send a smaller photo."
-            )
+        size = (media if file is None else file).file_size or 0
+        if file is None or size > self.max_bytes:
+            limit = f"the limit is {self.max_bytes / 1e6:.0f} MB"
+            text = f"The file is {size / 1e6:.1f} MB; {limit}, so send a smaller photo."
             await self.send(bot, chat, Reply(text, error=True))
             return
         data = bytes(await file.download_as_bytearray())
-        uid = f"tg:{update.update_id}"
-        reply = await self._with_status(
+        name, uid = getattr(media, "file_name", None) or "", f"tg:{update.update_id}"
+        reply = await self._answer(
             bot,
             chat,
-            lambda progress: self.core.receive_photo(
-                user, str(chat), data, name, progress=progress, update_id=uid
-            ),
+            lambda p: self.core.receive_photo(str(user.id), str(chat), data, name, p, uid),
             "Reading the face",
         )
-        await self.send(bot, chat, reply)
-        if message.caption and message.caption.strip() and not reply.error:
-            reply = await self._with_status(
+        caption = (message.caption or "").strip()
+        if caption and not reply.error:  # a photo sent with "make her smile"
+            await self._answer(
                 bot,
                 chat,
-                lambda progress: self.core.receive_text(
-                    user, str(chat), message.caption or "", progress, update_id=f"{uid}:caption"
-                ),
+                lambda p: self.core.receive_text(str(user.id), str(chat), caption, p, uid + "+"),
             )
-            await self.send(bot, chat, reply)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        assert message is not None and update.effective_user is not None
-        text, user, chat = message.text or "", str(update.effective_user.id), message.chat_id
+        message, user = update.effective_message, update.effective_user
+        assert message is not None and user is not None
+        text, chat, uid = message.text or "", message.chat_id, f"tg:{update.update_id}"
         if not text.strip():
             await self.send(context.bot, chat, Reply(HINT))
             return
-        reply = await self._with_status(
+        await self._answer(
             context.bot,
             chat,
-            lambda progress: self.core.receive_text(
-                user, str(chat), text, progress, update_id=f"tg:{update.update_id}"
-            ),
+            lambda p: self.core.receive_text(str(user.id), str(chat), text, p, uid),
         )
-        await self.send(context.bot, chat, reply)
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        assert message is not None and message.text and update.effective_user is not None
+        message, user = update.effective_message, update.effective_user
+        assert message is not None and message.text and user is not None
         name = message.text.split()[0][1:].split("@")[0].lower()
-        await self._command(update, context, message.chat_id, name, " ".join(context.args or ()))
+        arg, chat, uid = " ".join(context.args or ()), message.chat_id, f"tg:{update.update_id}"
+        await self._answer(
+            context.bot,
+            chat,
+            lambda p: self.core.command(str(user.id), str(chat), name, arg, p, uid),
+        )
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None and query.message is not None
         await query.answer()
         name, _, arg = query.data.removeprefix(PREFIX).partition(":")
-        chat = query.message.chat.id
+        user, chat, uid = str(query.from_user.id), query.message.chat.id, f"tg:{update.update_id}"
         if name == FULL[0]:
             await self._send_full(context.bot, chat)
         elif name == "forget":  # the confirmation's own message becomes the answer
-            reply = await self.core.command(
-                str(query.from_user.id), str(chat), name, arg, update_id=f"tg:{update.update_id}"
-            )
+            reply = await self.core.command(user, str(chat), name, arg, update_id=uid)
             if reply.text:
                 with contextlib.suppress(BadRequest):  # pressed twice: already answered
                     await query.edit_message_text(_clip(reply.text, MAX_TEXT))
         elif name in {command for _, command in RESULT_BUTTONS}:
-            await self._command(update, context, chat, name, "")
+            await self._answer(
+                context.bot, chat, lambda p: self.core.command(user, str(chat), name, "", p, uid)
+            )
 
     async def on_full(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_chat is not None
@@ -244,37 +182,21 @@ class TelegramBot:
 
     # --- replies -------------------------------------------------------------------------
 
-    async def _command(
-        self,
-        update: Update,
-        context: ContextTypes.DEFAULT_TYPE,
-        chat: int,
-        name: str,
-        arg: str,
-    ) -> None:
-        assert update.effective_user is not None
-        user = str(update.effective_user.id)
-        reply = await self._with_status(
-            context.bot,
-            chat,
-            lambda progress: self.core.command(
-                user, str(chat), name, arg, progress, update_id=f"tg:{update.update_id}"
-            ),
-        )
-        await self.send(context.bot, chat, reply)
-
-    async def _with_status(
+    async def _answer(
         self,
         bot: Bot,
         chat: int,
         call: Callable[[Progress], Awaitable[Reply]],
         label: str = "Rendering",
     ) -> Reply:
+        """Run a core call with a status message for its progress; send its reply."""
         status = StatusMessage(bot, chat, self.status_interval_s, label)
         try:
-            return await call(status.progress)
+            reply = await call(status.progress)
         finally:
             await status.close()
+        await self.send(bot, chat, reply)
+        return reply
 
     async def send(self, bot: Bot, chat: int, reply: Reply) -> None:
         """Send a core reply: a result photo with buttons, another image, or a message."""
@@ -379,11 +301,8 @@ async def running(
     quiet_loggers()
     builder = ApplicationBuilder().token(token).concurrent_updates(True)
     builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
-    if base_url:
-        builder = builder.base_url(base_url)
-    if base_file_url:
-        builder = builder.base_file_url(base_file_url)
-    app = builder.build()
+    builder = builder.base_url(base_url) if base_url else builder
+    app = (builder.base_file_url(base_file_url) if base_file_url else builder).build()
     bot = TelegramBot(
         core, max_bytes=core.engine.config["photos.max_bytes"], status_interval_s=status_interval_s
     )
@@ -442,35 +361,26 @@ def run(
                 "Webhook mode needs python-telegram-bot's webhooks extra: "
                 "pip install 'python-telegram-bot[webhooks]'; or leave out --webhook-url."
             ) from None
-    asyncio.run(_serve(engine, backend, token, base_url, base_file_url, webhook, announce))
 
+    async def serve() -> None:
+        from chatface.engine.queue import LocalRenderQueue
+        from chatface.storage import Store
 
-async def _serve(
-    engine: Engine,
-    backend: str,
-    token: str,
-    base_url: str,
-    base_file_url: str,
-    webhook: Webhook | None,
-    announce: Callable[[str], None],
-) -> None:
-    from chatface.engine.queue import LocalRenderQueue
-    from chatface.storage import Store
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        store = Store.from_config(engine.config)
+        queue = LocalRenderQueue.from_engine(engine)
+        try:
+            core = ConversationCore(engine, store, queue, PLATFORM, backend=backend)
+            urls = {"base_url": base_url, "base_file_url": base_file_url}
+            async with running(core, token, webhook=webhook, **urls) as app:
+                how = f"webhook {webhook.url}" if webhook else "long polling"
+                announce(f"Telegram bot @{app.bot.username} is running ({how}); Ctrl-C stops it.")
+                await stop.wait()
+            announce("Stopped.")
+        finally:
+            await queue.close()
+            store.close()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    store = Store.from_config(engine.config)
-    queue = LocalRenderQueue.from_engine(engine)
-    try:
-        core = ConversationCore(engine, store, queue, PLATFORM, backend=backend)
-        urls = {"base_url": base_url, "base_file_url": base_file_url}
-        async with running(core, token, webhook=webhook, **urls) as app:
-            how = f"webhook {webhook.url}" if webhook else "long polling"
-            announce(f"Telegram bot @{app.bot.username} is running ({how}); Ctrl-C stops it.")
-            await stop.wait()
-        announce("Stopped.")
-    finally:
-        await queue.close()
-        store.close()
+    asyncio.run(serve())
