@@ -76,8 +76,10 @@ async def _session(
     folder: Path,
 ) -> None:
     """The chat loop, on the same async core as the bots (input read off the loop)."""
-    from chatface.bots.conversation import ConversationCore
+    from chatface.bots.conversation import COMMANDS, ConversationCore
     from chatface.engine.queue import LocalRenderQueue
+
+    command_names = {c.name for c in COMMANDS}
 
     queue = LocalRenderQueue.from_engine(engine)
     try:
@@ -98,9 +100,15 @@ async def _session(
                 text = await _switch_photo(core, user, chat_id, argument)
                 console.print(f"[bold]chatface:[/bold] {text}")
                 continue
+            name = command.lower().removeprefix("/")
             with progress_bar("Rendering") as report:
-                reply = await core.receive_text(user, chat_id, message, report)
+                if command.startswith("/") and name in command_names:
+                    reply = await core.command(user, chat_id, name, argument, report)
+                else:
+                    reply = await core.receive_text(user, chat_id, message, report)
             console.print(f"[bold]chatface:[/bold] {reply.text}")
+            if reply.confirm:
+                console.print(f"  (answer /{reply.confirm} yes or /{reply.confirm} no)")
             if reply.image is not None:
                 turn += 1
                 path = folder / f"{turn:03d}.png"

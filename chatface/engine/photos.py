@@ -7,6 +7,7 @@ orientation is applied, and every colour mode becomes RGB. Each problem raises o
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import warnings
@@ -47,6 +48,8 @@ def load_image(
         )
     if not data:
         raise NotAnImageError("The file is empty. Send a photo (JPEG or PNG).")
+    if _is_heif(data):
+        _read_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -107,12 +110,25 @@ def _not_an_image_message(data: bytes) -> str:
             "This Pillow cannot read AVIF images (Pillow 11.3 or newer can). "
             "Send the photo as JPEG or PNG, or upgrade Pillow."
         )
-    if data[4:8] == b"ftyp":  # the rest of the HEIF family: HEIC photos from phones
+    if _is_heif(data):
         return (
-            "This looks like a HEIC photo, which chatface cannot read. "
-            "Export or share it as JPEG (most phones offer 'Most compatible') and send it again."
+            "This HEIC photo is damaged or uses a variant chatface cannot read. Export or "
+            "share it as JPEG (most phones offer 'Most compatible') and send it again."
         )
     return "This file is not an image chatface can read. Send a photo as JPEG, PNG or WebP."
+
+
+def _is_heif(data: bytes) -> bool:
+    """HEIC/HEIF, as phones save photos (AVIF, the same container, is Pillow's own)."""
+    return data[4:8] == b"ftyp" and data[8:12] not in (b"avif", b"avis")
+
+
+@functools.cache
+def _read_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF (pillow-heif), the first time one arrives."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

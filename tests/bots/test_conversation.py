@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,12 @@ import numpy as np
 import pytest
 
 from chatface import hookimpl
-from chatface.bots.conversation import ConversationCore
+from chatface.bots.conversation import NO_FACE, TOO_FAST, ConversationCore, Delivery
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
 from chatface.engine.types import EditOp, EditPlan
-from chatface.storage import Store
+from chatface.storage import Job, Store
 
 PHOTO = Path(__file__).resolve().parents[1] / "data" / "faces" / "grace_hopper.jpg"
 SCRIPT = {
@@ -210,3 +211,174 @@ def test_a_newer_message_replaces_a_waiting_render(setup) -> None:
         assert second.image is not None
 
     run(engine, store, "telegram", session)
+
+
+def run_gated(engine, store, platform: str, body):  # type: ignore[no-untyped-def]
+    """Like ``run``, but each render batch waits until the test opens ``gate``."""
+    gate = threading.Event()
+
+    def render_batch(requests, progress):  # type: ignore[no-untyped-def]
+        progress(0, 1)
+        assert gate.wait(30), "the test never opened the gate"
+        return engine.render_batch(requests, progress)
+
+    async def main() -> Any:
+        queue = LocalRenderQueue(render_batch, batch_window_s=0)
+        try:
+            return await body(ConversationCore(engine, store, queue, platform, "tiny"), gate)
+        finally:
+            gate.set()
+            await queue.close()
+
+    return asyncio.run(main())
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never came true")
+
+
+def test_commands(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore) -> None:
+        async def command(name: str, arg: str = ""):  # type: ignore[no-untyped-def]
+            return await chat.command("u6", "c", name, arg)
+
+        assert "photo" in (await command("start")).text
+        assert "/undo" in (await command("help")).text
+        assert "smile" in (await command("attributes")).text
+        assert (await command("history")).text == "Send me a photo with a face first."
+        unknown = await command("teleport")
+        assert unknown.error and "/forget" in unknown.text
+        await chat.receive_photo("u6", "c", PHOTO.read_bytes())
+        await chat.receive_text("u6", "c", "smile please")
+        await chat.receive_text("u6", "c", "quick")
+        assert (await command("undo")).image is not None
+        history = (await command("history")).text.splitlines()
+        assert history == ["0. the original photo", "1. smile +0.50  <- now", "2. age +0.50"]
+        assert (await command("original")).image is not None
+        assert "Nothing of yours" in (await command("status")).text
+        assert "Nothing of yours" in (await command("cancel")).text
+        assert (await command("undo")).text == "Undone."
+        assert (await command("undo")).text == "Nothing to undo."
+
+    run(engine, store, "telegram", session)
+
+
+def test_a_redelivered_update_runs_once(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore) -> None:
+        photo = await chat.receive_photo("u7", "c", PHOTO.read_bytes(), update_id="1")
+        assert "Got the face" in photo.text
+        assert (await chat.receive_photo("u7", "c", PHOTO.read_bytes(), update_id="1")).empty
+        first = await chat.receive_text("u7", "c", "smile please", update_id="2")
+        again = await chat.receive_text("u7", "c", "smile please", update_id="2")
+        assert first.image is not None and again.empty
+        assert (await chat.command("u7", "c", "undo", update_id="3")).text == "Undone."
+        assert (await chat.command("u7", "c", "undo", update_id="3")).empty
+
+    run(engine, store, "telegram", session)
+    user = store.find_user("telegram", "u7")
+    [conversation] = store.conversations(user.id)
+    assert len(store.faces(conversation.id)) == 1
+    assert len(store.history(store.active_face(conversation.id).id)) == 1
+
+
+def test_empty_long_and_flooding_messages_get_polite_replies(setup, pm, monkeypatch) -> None:
+    monkeypatch.setenv("CHATFACE_BOTS_RATE_LIMIT_PER_MINUTE", "5")
+    _, store = setup
+    engine = Engine(load_config(), pm)
+
+    async def session(chat: ConversationCore) -> None:
+        empty = await chat.receive_text("u8", "c", "   ")
+        assert empty.error and "Say what to change" in empty.text
+        long = await chat.receive_text("u8", "c", "x" * 10_000)
+        assert long.error and "too long (10,000 characters)" in long.text
+        flood = await asyncio.gather(*(chat.receive_text("u8", "c", "help") for _ in range(50)))
+        assert sum("/undo" in r.text for r in flood) == 3  # 5 per minute, 2 used above
+        assert [r.text for r in flood if r.error] == [TOO_FAST]  # warned once
+        assert sum(r.empty for r in flood) == 46
+        assert "/undo" in (await chat.receive_text("u9", "c", "help")).text  # others go on
+
+    run(engine, store, "discord", session)
+
+
+def test_forget_asks_first(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore) -> None:
+        await chat.receive_photo("u10", "c", PHOTO.read_bytes())
+        await chat.receive_text("u10", "c", "smile please")
+        ask = await chat.command("u10", "c", "forget")
+        assert ask.confirm == "forget" and "Are you sure" in ask.text
+        assert (await chat.command("u10", "c", "forget", "no")).text == "Nothing was deleted."
+        assert store.find_user("discord", "u10") is not None
+        done = await chat.command("u10", "c", "forget", "yes")
+        assert "1 face(s), 1 edit(s)" in done.text
+        assert store.find_user("discord", "u10") is None
+        assert (await chat.receive_text("u10", "c", "smile please")).text == NO_FACE
+
+    run(engine, store, "discord", session)
+    assert not any((store.files_dir / "users").rglob("*.png"))
+    assert not any((store.files_dir / "incoming").iterdir())
+
+
+def test_status_and_cancel_while_waiting(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore, gate: threading.Event) -> None:
+        for user in ("a", "b"):
+            await chat.receive_photo(user, "c", PHOTO.read_bytes())
+        first = asyncio.create_task(chat.receive_text("a", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)
+        second = asyncio.create_task(chat.receive_text("b", "c", "smile please"))
+        await until(lambda: chat.queue.stats().queued == 1)
+        assert "rendering now" in (await chat.command("a", "c", "status")).text
+        assert "number 1 in the queue" in (await chat.command("b", "c", "status")).text
+        assert "Cancelled" in (await chat.command("b", "c", "cancel")).text
+        assert (await second).empty  # /cancel answered
+        gate.set()
+        assert (await first).image is not None
+        face = store.active_face(store.conversations(store.find_user("telegram", "b").id)[0].id)
+        assert face.cursor == 0  # the cancelled edit was taken back
+        assert "Nothing of yours" in (await chat.command("b", "c", "status")).text
+
+    run_gated(engine, store, "telegram", session)
+
+
+def test_jobs_left_by_a_stopped_bot_are_finished_after_the_restart(setup) -> None:
+    engine, store = setup
+
+    async def crash(chat: ConversationCore, gate: threading.Event) -> None:
+        await chat.receive_photo("u11", "c", PHOTO.read_bytes())
+        render = asyncio.create_task(chat.receive_text("u11", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)
+        await chat.queue.close()  # the bot stops mid-render
+        assert (await render).empty
+        # and a photo arrived but was never encoded (killed before the model ran)
+        photo = PHOTO.read_bytes()
+        path = store.files_dir / "incoming" / "lost.bin"
+        path.write_bytes(photo)
+        store.write_turn(
+            "telegram", "u12", "c", job=Job(kind="photo", photo_path="incoming/lost.bin")
+        )
+
+    run_gated(engine, store, "telegram", crash)
+    assert len(store.unfinished_jobs("telegram")) == 2
+
+    async def restart(chat: ConversationCore) -> list[Delivery]:
+        return await chat.recover()
+
+    deliveries = run(engine, store, "telegram", restart)
+    by_user = {d.user: d for d in deliveries}
+    assert by_user["u11"].chat == "c" and by_user["u11"].reply.image is not None
+    assert "Got the face" in by_user["u12"].reply.text
+    assert store.unfinished_jobs("telegram") == []
+    assert run(engine, store, "telegram", restart) == []  # nothing owed twice
+    face = store.active_face(store.conversations(store.find_user("telegram", "u11").id)[0].id)
+    assert store.current_edit(face.id).result_path  # the result was stored

@@ -50,7 +50,8 @@ def test_plan_starts_without_torch_or_weights() -> None:
 def test_chat_session_in_the_terminal(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "4")
     monkeypatch.setenv("CHATFACE_RENDER_STEPS", "3")
-    lines = ["make her smile", "a bit more", "undo", "what can you change?", "redo", "quit"]
+    lines = ["make her smile", "a bit more", "/undo", "what can you change?", "redo"]
+    lines += ["/history", "/forget", "quit"]
     out = tmp_path / "turns"
     result = invoke("chat", PHOTO, "--backend", "tiny", "-o", out, input="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
@@ -61,6 +62,8 @@ def test_chat_session_in_the_terminal(tmp_path, monkeypatch) -> None:
     assert np.array_equal(undone, smile) and np.array_equal(redone, more)
     assert not np.array_equal(smile, more)
     assert "smile" in result.output.split("what can you change?")[-1]
+    assert "1. smile +0.50\n2. smile +0.25  <- now" in result.output  # /history
+    assert "Are you sure?\n  (answer /forget yes or /forget no)" in result.output
 
     history = json.loads(invoke("history", "--json").output)
     [face] = history["conversations"][0]["faces"]
