@@ -34,6 +34,7 @@ from chatface.bots.conversation import (
     WELCOME,
     ConversationCore,
 )
+from chatface.bots.telegram_status import StatusMessage
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
@@ -459,3 +460,33 @@ def test_webhook_options_are_checked_and_passed(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "tornado", None)
     with pytest.raises(ChatFaceError, match="python-telegram-bot\\[webhooks\\]"):
         real_run(None, "tiny", TOKEN, webhook=telegram.Webhook(url))  # type: ignore[arg-type]
+
+
+def test_status_edits_are_throttled() -> None:
+    """Within ``interval_s`` of the last edit newer steps wait; the job's end drops them."""
+    seen: list[str] = []
+
+    class Sent:
+        async def edit_text(self, text: str) -> None:
+            seen.append(f"edit {text}")
+
+        async def delete(self) -> None:
+            seen.append("delete")
+
+    class Bot:
+        async def send_message(self, chat_id: int, text: str) -> Sent:
+            seen.append(f"send {text}")
+            return Sent()
+
+        async def send_chat_action(self, chat_id: int, action: str) -> None:
+            seen.append(action)
+
+    async def scenario() -> None:
+        status = StatusMessage(Bot(), CHAT, interval_s=3600, label="Rendering")  # type: ignore[arg-type]
+        for step in range(1, 9):
+            status.progress(step, 8)
+        await asyncio.sleep(0)  # the reports reach the loop
+        await status.close()
+
+    run(scenario())
+    assert seen == ["send Working on it…", "upload_photo", "delete"]
