@@ -87,8 +87,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Model name for the Anthropic planner."),
     Setting("planner", "anthropic_base_url", "",
             "Base URL of the Anthropic API. Empty: the SDK's default."),
-    Setting("planner", "timeout_s", 20.0,
-            "Total time budget for one planner call, retries included, in seconds."),
+    Setting("planner", "timeout_s", 4.0,
+            "Seconds the Anthropic planner may take for one message, retries included; "
+            "then the rule planner answers."),
+    Setting("planner", "max_retries", 2,
+            "Retries of a failed Anthropic API request (HTTP 408, 409, 429, 5xx, connection "
+            "errors), after the server's Retry-After or a backoff, within planner.timeout_s."),
     Setting("planner", "max_tokens", 512, "Max output tokens of one planner call."),
     Setting("queue", "max_pending", 64,
             "Renders waiting at most; further requests are refused with a 'busy' reply."),

@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 
 from chatface.errors import KeyStoreError
+from chatface.files import atomic_write
 
 KNOWN_ENV = {
     "anthropic": "ANTHROPIC_API_KEY",
@@ -63,14 +64,9 @@ class KeyStore:
         return data
 
     def _write(self, data: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        # Created 0600 from the start, so the key is never readable by others, not even briefly.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        # 0600 from the start, so the key is never readable by others, not even briefly.
+        text = json.dumps(data, indent=2, sort_keys=True)
+        atomic_write(self.path, text.encode("utf-8"), private=True)
 
     def get(self, name: str) -> str | None:
         """The key, or None when it is set nowhere."""

@@ -270,8 +270,8 @@ class ConversationCore:
             return SILENT
         state = SessionState.from_json(view.state_json)
         try:
-            # A planner may call a network API: never on the event loop.
-            plan = await asyncio.to_thread(self.engine.plan, text, state, view.recent)
+            # Async planners await their API; the others run in a worker thread.
+            plan = await self.engine.aplan(text, state, view.recent)
         except ChatFaceError as exc:
             plan = EditPlan("chat", reply=str(exc))
         return await self._turn(user, chat, view, plan, text, update_id, progress)

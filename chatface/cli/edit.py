@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from chatface.cli.common import (
 from chatface.cli.progress import progress_bar
 from chatface.engine.types import EditOp, SessionState
 from chatface.errors import ChatFaceError, PlanError
+from chatface.files import atomic_write
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -109,7 +111,11 @@ def edit(
     if gif:
         frames = animation_frames(engine, opened, state, steps)
         path = output.with_suffix(".gif")
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=250, loop=0)
+        buffer = io.BytesIO()
+        frames[0].save(
+            buffer, format="GIF", save_all=True, append_images=frames[1:], duration=250, loop=0
+        )
+        atomic_write(path, buffer.getvalue())
         console.print(f"Wrote {path}")
     summary = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(state.strengths.items()))
     console.print(f"Wrote {output} ({summary})")

@@ -12,6 +12,7 @@ from chatface import __version__
 from chatface.cli import chat as chat_cmd
 from chatface.cli import config as config_cmd
 from chatface.cli import demo as demo_cmd
+from chatface.cli import doctor as doctor_cmd
 from chatface.cli import edit as edit_cmd
 from chatface.cli import history as history_cmd
 from chatface.cli import keys as keys_cmd
@@ -41,6 +42,7 @@ app.add_typer(weights_cmd.app, name="weights")
 app.add_typer(serve_cmd.app, name="serve")
 app.command("history")(history_cmd.history)
 app.command("forget")(history_cmd.forget)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def _version(value: bool) -> None:

@@ -1,13 +1,14 @@
 """The Engine: one per process; it owns the config, the plugins and what they registered.
 
 Main calls: ``open_face(photo)`` finds, aligns and encodes a face once;
-``plan(message, state)`` asks a planner for an edit plan; ``render(face, state)``
-moves the original z_sem by the whole state and renders from the stored x_T, then
-pastes the edited crop back into the photo.
+``plan(message, state)`` (``aplan`` on an event loop) asks a planner for an edit plan;
+``render(face, state)`` moves the original z_sem by the whole state and renders from
+the stored x_T, then pastes the edited crop back into the photo.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from chatface.engine.plugins import ChatFacePluginManager, make_plugin_manager
 from chatface.engine.registry import Registered, Registry, collect
 from chatface.engine.sampling import make_schedule
 from chatface.engine.types import (
+    AsyncPlanner,
     Attribute,
     Backend,
     EditPlan,
@@ -109,9 +111,38 @@ class Engine:
         planner: str | None = None,
     ) -> EditPlan:
         """Ask a planner for a plan and check it against the registered attributes."""
-        context = PlanContext(self.attributes(), state or SessionState(), tuple(recent))
         name = planner or self.config["planner.name"]
-        plan = self.planner(name).plan(message, context)
+        context = self._plan_context(state, recent)
+        return self._checked_plan(name, self.planner(name).plan(message, context))
+
+    async def aplan(
+        self,
+        message: str,
+        state: SessionState | None = None,
+        recent: Sequence[tuple[str, str]] = (),
+        planner: str | None = None,
+    ) -> EditPlan:
+        """:meth:`plan` for event loops, which never wait on planning.
+
+        Awaits the planner's ``aplan`` when it has one, else runs its ``plan`` in a
+        worker thread.
+        """
+        name = planner or self.config["planner.name"]
+        context = self._plan_context(state, recent)
+        chosen = self.planner(name)
+        if isinstance(chosen, AsyncPlanner):
+            plan = await chosen.aplan(message, context)
+        else:
+            plan = await asyncio.to_thread(chosen.plan, message, context)
+        return self._checked_plan(name, plan)
+
+    def _plan_context(
+        self, state: SessionState | None, recent: Sequence[tuple[str, str]]
+    ) -> PlanContext:
+        return PlanContext(self.attributes(), state or SessionState(), tuple(recent))
+
+    def _checked_plan(self, name: str, plan: Any) -> EditPlan:
+        """``plan`` when it is an EditPlan; edits of unknown attributes dropped with a note."""
         if not isinstance(plan, EditPlan):
             owner = self.registry.planners[name].plugin
             kind = type(plan).__name__

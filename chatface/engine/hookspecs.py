@@ -68,7 +68,9 @@ def chatface_register_planners(register: Callable[[str, PlannerFactory], None]) 
     returns an object with :class:`chatface.engine.types.Planner`'s
     ``plan(message, context) -> EditPlan``, where ``context`` is a
     :class:`chatface.engine.types.PlanContext` (available attributes, current
-    session state, recent turns). The plan must follow the plan contract
+    session state, recent turns). A planner that waits on the network may also
+    define ``async def aplan(message, context) -> EditPlan``, which event loops
+    (the bots) await instead. The plan must follow the plan contract
     (docs/planners.md); the engine validates it.
     """
 

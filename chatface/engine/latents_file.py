@@ -15,6 +15,7 @@ from chatface import __version__
 from chatface.engine.types import Latents
 from chatface.engine.weights import sha256_file
 from chatface.errors import ChatFaceError
+from chatface.files import atomic_write
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,7 +43,7 @@ class LatentsFile:
 def write_latents_file(path: Path, face: OpenedFace, photo_path: Path) -> None:
     import numpy as np
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {
         "z_sem": face.latents.z_sem.detach().cpu().contiguous(),
@@ -57,10 +58,7 @@ def write_latents_file(path: Path, face: OpenedFace, photo_path: Path) -> None:
         "photo_sha256": sha256_file(photo_path),
         "chatface_version": __version__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    atomic_write(path, save(tensors, metadata=metadata))
 
 
 def read_latents_file(path: Path) -> LatentsFile:

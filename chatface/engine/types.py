@@ -239,9 +239,22 @@ class DirectionProvider(Protocol):
 
 @runtime_checkable
 class Planner(Protocol):
-    """Turns a chat message into an EditPlan."""
+    """Turns a chat message into an EditPlan.
+
+    A planner that waits on the network may also be an :class:`AsyncPlanner`.
+    """
 
     def plan(self, message: str, context: PlanContext) -> EditPlan: ...
+
+
+@runtime_checkable
+class AsyncPlanner(Planner, Protocol):
+    """A planner with a coroutine too: event loops (the bots) await ``aplan``.
+
+    Planners without it have ``plan`` run in a worker thread there instead.
+    """
+
+    async def aplan(self, message: str, context: PlanContext) -> EditPlan: ...
 
 
 # --- model weights that plugins declare --------------------------------------------------

@@ -34,6 +34,7 @@ from chatface.config import Config, load_config
 from chatface.engine.checkpoints import UnsafeCheckpointError, WeightsError  # noqa: F401 (API)
 from chatface.engine.types import Checkpoint, WeightsImporter, WeightsSpec
 from chatface.errors import WeightsMissingError
+from chatface.files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -252,9 +253,8 @@ def _finish(path: Path, tmp: Path) -> str:
 
 
 def write_json(path: Path, data: Any) -> str:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    return _finish(path, tmp)
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode())
+    return sha256_file(path)
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None) -> str:

@@ -5,21 +5,21 @@ attributes and the plan contract's actions, the system prompt explains the contr
 and the session state, and the user's text travels as untrusted data inside
 ``<user_message>`` tags. Whatever the model returns is validated: unknown attributes
 are dropped with a note, strengths clamped, bad ``steps`` ignored, the reply capped
-and scrubbed of anything that looks like a secret. A missing key, an API failure
-after retries within ``planner.timeout_s``, or a malformed answer falls back to the
-rule planner for that message, with a log line that says why.
+and scrubbed of anything that looks like a secret. A missing key, an API error after
+the SDK's retries, no answer within ``planner.timeout_s`` or a malformed answer falls
+back to the rule planner for that message, with a log line that says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import email.utils
 import html
 import logging
 import math
-import random
 import re
-import time
+import sys
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,7 @@ MAX_REPLY_CHARS = 300
 MAX_MESSAGE_CHARS = 4000  # longer messages are cut: a face edit never needs more
 MAX_RECENT_TURNS = 6
 MAX_STEPS = 1000
-MAX_ATTEMPTS = 5
-RETRY_STATUSES = (408, 409, 429)  # and every 5xx: worth another try within the budget
-MIN_REQUEST_S = 0.05  # never start a request with less of the budget left than this
+MIN_TIMEOUT_S = 0.05
 NOT_CONFIGURED = "(The Anthropic planner is not configured: run `chatface keys set anthropic`.)"
 REDACTED = "[redacted]"
 _SECRET_PATTERNS = (re.compile(r"sk-ant\S*", re.IGNORECASE), re.compile(r"\bsk-[\w-]{16,}"))
@@ -262,21 +260,6 @@ def plan_from_tool_input(
     return EditPlan(action, edits, _steps(data.get("steps")), reply), unknown
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    milliseconds, value = (headers or {}).get("retry-after-ms"), (headers or {}).get("retry-after")
-    try:
-        if milliseconds:
-            return max(0.0, float(milliseconds) / 1000)
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 def _short(value: Any) -> str:
     """A model-provided token made safe for a log line."""
     return re.sub(r"[^\w-]", "", str(value))[:24] or "?"
@@ -285,80 +268,109 @@ def _short(value: Any) -> str:
 class AnthropicPlanner:
     """Plans with a Claude model through one forced tool call; falls back to the rule planner.
 
-    ``fallback``: the planner used when this one cannot answer (default: the rule
-    planner, imported when first needed). ``rng`` draws the retry jitter; ``sleep``,
-    ``clock`` and ``backoff_s`` (the first retry's delay) exist for tests.
+    Retries are the SDK's (``planner.max_retries``: HTTP 408, 409, 429 and 5xx and
+    connection errors, after the server's Retry-After or a backoff); ``planner.timeout_s``
+    bounds the whole call, retries included. ``fallback``: the planner used when this
+    one cannot answer (default: the rule planner, imported when first needed).
     """
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        fallback: Planner | None = None,
-        rng: random.Random | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        backoff_s: float = 0.5,
-    ) -> None:
+    def __init__(self, config: Config, *, fallback: Planner | None = None) -> None:
         self.config = config
         self.model = str(config["planner.anthropic_model"])
         self.base_url = str(config["planner.anthropic_base_url"] or "") or None
-        self.timeout_s = max(MIN_REQUEST_S, float(config["planner.timeout_s"]))
+        self.timeout_s = max(MIN_TIMEOUT_S, float(config["planner.timeout_s"]))
+        self.max_retries = max(0, int(config["planner.max_retries"]))
         self.max_tokens = max(1, int(config["planner.max_tokens"]))
         self._fallback = fallback
-        self._rng = rng if rng is not None else random.Random()
-        self._sleep = sleep
-        self._clock = clock
-        self._backoff_s = backoff_s
-        self._client: Any = None
-        self._client_key: str | None = None
+        # (key, client) per event loop: a client's connection pool belongs to one loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def plan(self, message: str, context: PlanContext) -> EditPlan:
-        """Ask the model for a plan; any failure plans this message with the fallback."""
-        try:
-            from chatface.keys import key_store
+        """:meth:`aplan` on an event loop of its own, for callers without one (the CLI)."""
 
-            key = key_store(self.config.data_dir).get(PLANNER_NAME)
-        except ChatFaceError as exc:  # an unsafe or unreadable key file; the message names no key
-            return self._fall_back(message, context, f"the key cannot be read: {exc}")
-        if not key:
-            return self._fall_back(message, context, "no 'anthropic' key is set", NOT_CONFIGURED)
+        async def once() -> EditPlan:
+            try:
+                return await self.aplan(message, context)
+            finally:
+                cached = self._clients.pop(asyncio.get_running_loop(), None)
+                if cached is not None:
+                    await cached[1].close()
+
+        return asyncio.run(once())
+
+    async def aplan(self, message: str, context: PlanContext) -> EditPlan:
+        """Ask the model for a plan; any failure plans this message with the fallback.
+
+        Reading the key, building the client and the fallback run in worker threads,
+        so the event loop never waits on them.
+        """
         try:
-            response = self._request(key, message, context)
-            if response is None:
-                return self._fall_back(message, context, "the API gave no usable answer")
+            key = await asyncio.to_thread(self._key)
+        except ChatFaceError as exc:  # an unsafe or unreadable key file; the message names no key
+            return await self._fall_back(message, context, f"the key cannot be read: {exc}")
+        if not key:
+            reason = "no 'anthropic' key is set"
+            return await self._fall_back(message, context, reason, NOT_CONFIGURED)
+        try:
+            client = await self._client_for(key)  # before the deadline: a one-off, slow import
+            async with asyncio.timeout(self.timeout_s):
+                response = await client.messages.create(**self._request(message, context))
             plan, unknown = self._parse(response, context, key)
-        except PlanError as exc:
-            return self._fall_back(message, context, f"the model's plan is invalid: {exc}")
-        except Exception as exc:  # never crash a chat over a planner bug or an SDK surprise
-            return self._fall_back(message, context, f"unexpected {type(exc).__name__}")
+        except Exception as exc:  # never crash a chat over an API failure, a bad answer or a bug
+            return await self._fall_back(message, context, self._failure(exc))
         summary = f"action={plan.action}, {len(plan.edits)} edits, {len(unknown)} unknown dropped"
         logger.info("anthropic planner: model plan (%s)", summary)
         return plan
 
-    def _client_for(self, key: str) -> Any:
-        if self._client is None or self._client_key != key:
-            import anthropic
+    def _failure(self, exc: Exception) -> str:
+        """Why no plan came, for the log: never the key, the message or the model's text."""
+        if isinstance(exc, TimeoutError):
+            return f"no answer within planner.timeout_s ({self.timeout_s:g} s)"
+        if isinstance(exc, PlanError):
+            return f"the model's plan is invalid: {exc}"
+        sdk = sys.modules.get("anthropic")  # only a client raises API errors: imported by then
+        if sdk is not None and isinstance(exc, sdk.APIStatusError):  # after the SDK's retries
+            hint = " (check the key)" if exc.status_code in (401, 403) else ""
+            return f"API error, HTTP {exc.status_code}{hint}"
+        if sdk is not None and isinstance(exc, sdk.APIConnectionError):  # its timeouts included
+            return type(exc).__name__
+        return f"unexpected {type(exc).__name__}"
 
-            self._client = anthropic.Anthropic(
-                api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
-            )
-            self._client_key = key
-        return self._client
+    def _key(self) -> str | None:
+        from chatface.keys import key_store
 
-    def _backoff(self, attempt: int, headers: Mapping[str, str] | None) -> float:
-        """Retry-After when the server sends it, else exponential backoff with jitter."""
-        server = _retry_after(headers)
-        if server is not None:
-            return server
-        return self._backoff_s * 2**attempt * (0.5 + self._rng.random())
+        return key_store(self.config.data_dir).get(PLANNER_NAME)
 
-    def _request(self, key: str, message: str, context: PlanContext) -> Any:
-        """The API's response, or None when every attempt within the budget failed."""
+    def _new_client(self, key: str) -> Any:
         import anthropic
 
-        client = self._client_for(key)
-        request = {
+        return anthropic.AsyncAnthropic(
+            api_key=key,
+            base_url=self.base_url,
+            max_retries=self.max_retries,
+            timeout=anthropic.Timeout(self.timeout_s),
+        )
+
+    async def _client_for(self, key: str) -> Any:
+        """This loop's client for ``key``, built in a thread (the SDK's import is slow)."""
+        loop = asyncio.get_running_loop()
+        cached = self._clients.get(loop)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        client = await asyncio.to_thread(self._new_client, key)
+        cached = self._clients.get(loop)  # another message may have made one meanwhile
+        if cached is not None and cached[0] == key:
+            await client.close()
+            return cached[1]
+        self._clients[loop] = (key, client)
+        if cached is not None:  # the key changed
+            await cached[1].close()
+        return client
+
+    def _request(self, message: str, context: PlanContext) -> dict[str, Any]:
+        return {
             "model": self.model,
             "max_tokens": self.max_tokens,
             "system": system_prompt(context),
@@ -366,31 +378,6 @@ class AnthropicPlanner:
             "tools": [tool_schema(context.attributes)],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         }
-        deadline = self._clock() + self.timeout_s
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            remaining = deadline - self._clock()
-            if remaining < MIN_REQUEST_S:
-                logger.warning("anthropic planner: the time budget is spent")
-                return None
-            try:
-                return client.messages.create(**request, timeout=remaining)
-            except anthropic.APIStatusError as exc:
-                if exc.status_code not in RETRY_STATUSES and exc.status_code < 500:
-                    hint = " (check the key)" if exc.status_code in (401, 403) else ""
-                    logger.warning(
-                        "anthropic planner: API refused, HTTP %d%s", exc.status_code, hint
-                    )
-                    return None
-                what, headers = f"HTTP {exc.status_code}", exc.response.headers
-            except anthropic.APIConnectionError as exc:  # timeouts included
-                what, headers = type(exc).__name__, None
-            wait = self._backoff(attempt - 1, headers)
-            if attempt == MAX_ATTEMPTS or self._clock() + wait + MIN_REQUEST_S > deadline:
-                logger.warning("anthropic planner: %s; no retry left within the budget", what)
-                return None
-            logger.info("anthropic planner: %s; retry %d in %.2f s", what, attempt, wait)
-            self._sleep(wait)
-        return None
 
     def _parse(self, response: Any, context: PlanContext, key: str) -> tuple[EditPlan, list[str]]:
         blocks = getattr(response, "content", None)
@@ -407,10 +394,16 @@ class AnthropicPlanner:
             raise PlanError(f"no {TOOL_NAME} tool call (stop_reason {stop}, blocks: {kinds})")
         return plan_from_tool_input(getattr(calls[0], "input", None), context.attributes, (key,))
 
-    def _fall_back(
+    async def _fall_back(
         self, message: str, context: PlanContext, reason: str, note: str | None = None
     ) -> EditPlan:
         logger.warning("anthropic planner: %s; planning this message with the rule planner", reason)
+        plan = await asyncio.to_thread(self._fallback_plan, message, context)
+        if note:
+            plan = dataclasses.replace(plan, reply=f"{plan.reply} {note}".strip())
+        return plan
+
+    def _fallback_plan(self, message: str, context: PlanContext) -> EditPlan:
         try:
             if self._fallback is None:
                 from chatface.plugins.rule_planner import RulePlanner
@@ -422,8 +415,6 @@ class AnthropicPlanner:
         except Exception as exc:
             logger.error("anthropic planner: the rule planner failed too (%s)", type(exc).__name__)
             plan = EditPlan("chat", reply="Sorry, I can't plan edits right now. Please try again.")
-        if note:
-            plan = dataclasses.replace(plan, reply=f"{plan.reply} {note}".strip())
         return plan
 
 

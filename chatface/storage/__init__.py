@@ -6,7 +6,7 @@ a ``Store`` does it).
 """
 
 from chatface.storage.models import Conversation, Edit, Face, Job, Message, Update, User
-from chatface.storage.schema import head_revision, migrate
+from chatface.storage.schema import head_revision, migrate, pending_upgrade
 from chatface.storage.store import Store
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "User",
     "head_revision",
     "migrate",
+    "pending_upgrade",
 ]

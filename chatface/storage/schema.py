@@ -13,6 +13,8 @@ database has reached is in the ``chatface_alembic_version`` table. :func:`migrat
 * refuses a database at a revision this code does not know (a newer chatface wrote it),
   and one with chatface's tables but no record of their schema.
 
+:func:`pending_upgrade` tells which of these would happen, changing nothing.
+
 Everything, the check included, happens in one transaction that holds the database's
 write lock (SQLite's BEGIN IMMEDIATE, a PostgreSQL advisory lock), so two processes
 starting at once upgrade once, and a failing revision leaves the database exactly as it
@@ -148,6 +150,18 @@ def _run(config: Config, connection: Connection, plan: _Upgrade, head: str) -> N
         command.stamp(config, LEGACY_VERSIONS[plan.legacy_version])
     command.upgrade(config, head)
     check_foreign_keys(connection)
+
+
+def pending_upgrade(engine: Engine) -> str | None:
+    """What :func:`migrate` would do to the database behind ``engine``, without doing it:
+    None when it is at the latest revision, else the schema it would upgrade from (a
+    revision id, ``v1``, or ``empty`` for a database without chatface's tables). Raises
+    StorageError for a database that :func:`migrate` would refuse; only reads.
+    """
+    script = ScriptDirectory.from_config(make_config())
+    with engine.connect() as connection:
+        plan = _plan(connection, script, _describe(engine))
+    return None if plan is None else plan.label
 
 
 def migrate(engine: Engine, extra_version_locations: Sequence[Path] = ()) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 import torch
 
@@ -29,8 +32,10 @@ class Offset:
 class Fixed:
     def __init__(self, config: object) -> None:
         self.config = config
+        self.threads: list[int] = []  # where plan() ran
 
     def plan(self, message, context):  # type: ignore[no-untyped-def]
+        self.threads.append(threading.get_ident())
         if message == "bad":
             return {"action": "edit"}
         if message == "unknown":
@@ -38,6 +43,14 @@ class Fixed:
         if message == "mixed":
             return EditPlan("edit", (EditOp("one", 0.5), EditOp("wings", 0.5)), reply="Both.")
         return EditPlan("edit", (EditOp("one", 0.5),), reply=f"{len(context.attributes)} known")
+
+
+class AsyncFixed(Fixed):
+    """Plans like Fixed, in a coroutine that says it ran."""
+
+    async def aplan(self, message, context):  # type: ignore[no-untyped-def]
+        plan = self.plan(message, context)
+        return EditPlan(plan.action, plan.edits, reply="async") if message == "mixed" else plan
 
 
 class Plugin:
@@ -48,6 +61,7 @@ class Plugin:
     @hookimpl
     def chatface_register_planners(self, register):  # type: ignore[no-untyped-def]
         register("fixed", Fixed)
+        register("async_fixed", AsyncFixed)
 
 
 @pytest.fixture
@@ -76,6 +90,28 @@ def test_planner_errors_name_the_plugin(engine) -> None:
         engine.plan("bad", planner="fixed")
     with pytest.raises(PluginError, match="No planner called 'nope'.*fixed"):
         engine.plan("x", planner="nope")
+
+
+def test_aplan_runs_a_plain_planner_in_a_worker_thread(engine) -> None:
+    async def plan() -> tuple[EditPlan, int]:
+        return await engine.aplan("mixed", planner="fixed"), threading.get_ident()
+
+    result, loop_thread = asyncio.run(plan())
+    assert result.edits == (EditOp("one", 0.5),) and "can't change wings" in result.reply
+    assert engine.planner("fixed").threads != [loop_thread]
+    assert len(engine.planner("fixed").threads) == 1
+
+
+def test_aplan_awaits_a_planners_coroutine_and_checks_its_plan(engine) -> None:
+    async def plan(message: str) -> tuple[EditPlan, int]:
+        return await engine.aplan(message, planner="async_fixed"), threading.get_ident()
+
+    result, loop_thread = asyncio.run(plan("mixed"))
+    assert result.edits == (EditOp("one", 0.5),)
+    assert result.reply == "async I can't change wings."
+    assert engine.planner("async_fixed").threads == [loop_thread]
+    with pytest.raises(PluginError, match="test-plugin returned dict"):
+        asyncio.run(plan("bad"))
 
 
 def test_edit_latents_adds_every_attribute_of_the_state(engine) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,23 +29,28 @@ _ids = itertools.count(1)
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: HTTP status, a JSON body (or raw text), headers, a delay first."""
+    """One scripted answer: HTTP status, a JSON body (or raw text), headers, a delay first.
+
+    ``release``: when given, the answer waits until the test sets it (or the server stops).
+    """
 
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    release: threading.Event | None = None
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """What the server received; key headers are replaced by ``<redacted>``."""
+    """What the server received, and when (``time.monotonic()``); key headers are redacted."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any
     key_matches: bool | None
+    received_at: float
 
 
 def message(content: list[dict[str, Any]], stop_reason: str = "tool_use") -> dict[str, Any]:
@@ -152,7 +158,9 @@ class FakeAnthropicServer:
         matches = None if self.expected_key is None else bool(sent & expected)
         with self._lock:
             self.requests.append(
-                RecordedRequest(request.method, request.path, headers, body, matches)
+                RecordedRequest(
+                    request.method, request.path, headers, body, matches, time.monotonic()
+                )
             )
             reply = self._script.popleft() if self._script else None
             if reply is None:
@@ -163,6 +171,10 @@ class FakeAnthropicServer:
             # Cut short when the server stops, so teardown never waits.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), reply.delay_s)
+        while reply.release is not None and not reply.release.is_set():
+            if self._closing is None or self._closing.is_set():
+                break
+            await asyncio.sleep(0.01)  # a threading.Event set by the test's thread
         payload = reply.body
         if isinstance(payload, dict) and payload.get("type") == "message":
             payload = {**payload, "model": body.get("model", "") if isinstance(body, dict) else ""}

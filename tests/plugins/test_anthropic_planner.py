@@ -5,14 +5,17 @@ Nothing here contacts the real API: every planner gets the fake server's base UR
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import random
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 from chatface.config import Config, load_config
@@ -22,12 +25,10 @@ from chatface.engine.registry import collect
 from chatface.engine.types import ACTIONS, Attribute, EditOp, EditPlan, PlanContext, SessionState
 from chatface.plugins import anthropic_planner
 from chatface.plugins.anthropic_planner import (
-    MAX_ATTEMPTS,
     MAX_REPLY_CHARS,
     NOT_CONFIGURED,
     TOOL_NAME,
     AnthropicPlanner,
-    _retry_after,
     tool_schema,
 )
 from chatface.plugins.celeba_directions import CelebaDirections
@@ -84,24 +85,26 @@ def with_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def make_config(server: FakeAnthropicServer, home: Path, timeout_s: float = 5.0) -> Config:
+def make_config(
+    server: FakeAnthropicServer, home: Path, timeout_s: float = 5.0, max_retries: int = 2
+) -> Config:
     return load_config(
         {
             "CHATFACE_HOME": str(home),
             "CHATFACE_PLANNER_ANTHROPIC_BASE_URL": server.base_url,
             "CHATFACE_PLANNER_ANTHROPIC_MODEL": "claude-test-model",
             "CHATFACE_PLANNER_TIMEOUT_S": str(timeout_s),
+            "CHATFACE_PLANNER_MAX_RETRIES": str(max_retries),
             "CHATFACE_PLANNER_MAX_TOKENS": "300",
         }
     )
 
 
 def make_planner(
-    server: FakeAnthropicServer, home: Path, timeout_s: float = 5.0, **kwargs: Any
+    server: FakeAnthropicServer, home: Path, timeout_s: float = 5.0, max_retries: int = 2
 ) -> tuple[AnthropicPlanner, StubRules]:
     rules = StubRules()
-    kwargs.setdefault("rng", random.Random(0))
-    planner = AnthropicPlanner(make_config(server, home, timeout_s), fallback=rules, **kwargs)
+    planner = AnthropicPlanner(make_config(server, home, timeout_s, max_retries), fallback=rules)
     return planner, rules
 
 
@@ -115,7 +118,22 @@ def test_hook_registers_anthropic_planner_without_a_key(isolated_env: Path) -> N
     assert registry.planners["anthropic"].value is AnthropicPlanner
     planner = registry.planners["anthropic"].value(load_config())  # no key set: still fine
     assert planner.model == "claude-sonnet-4-5" and planner.base_url is None
-    assert planner.timeout_s == 20.0 and planner.max_tokens == 512
+    assert planner.timeout_s == 4.0 and planner.max_retries == 2 and planner.max_tokens == 512
+
+
+def test_the_sdk_client_gets_the_retries_and_the_timeout(isolated_env: Path) -> None:
+    config = load_config(
+        {
+            "CHATFACE_HOME": str(isolated_env),
+            "CHATFACE_PLANNER_ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+            "CHATFACE_PLANNER_TIMEOUT_S": "3.5",
+            "CHATFACE_PLANNER_MAX_RETRIES": "4",
+        }
+    )
+    client = AnthropicPlanner(config)._new_client(KEY)
+    assert isinstance(client, anthropic.AsyncAnthropic)
+    assert client.max_retries == 4 and client.timeout == anthropic.Timeout(3.5)
+    assert str(client.base_url).startswith("http://127.0.0.1:9")
 
 
 def test_no_key_falls_back_without_any_request(
@@ -364,59 +382,61 @@ def test_a_key_without_the_usual_prefix_is_scrubbed_too(
 # --- API errors, retries and the time budget ----------------------------------------
 
 
-def test_429_then_good_retries_after_the_servers_delay(
+def test_429_with_retry_after_then_good_is_retried_by_the_sdk(
     server: FakeAnthropicServer, isolated_env: Path, with_key: str, caplog
 ) -> None:
-    server.script(rate_limited("0.2"), plan(edits=[("smile", 0.5)], reply="Smiling."))
-    sleeps: list[float] = []
-    planner, rules = make_planner(server, isolated_env, sleep=sleeps.append)
+    # One second is longer than the SDK's own first backoff (at most 0.5 s): the gap
+    # shows that it waited for the server's Retry-After.
+    server.script(rate_limited("1"), plan(edits=[("smile", 0.5)], reply="Smiling."))
+    planner, rules = make_planner(server, isolated_env)
     result = planner.plan("smile", CONTEXT)
     assert result == EditPlan("edit", (EditOp("smile", 0.5),), None, "Smiling.")
-    assert len(server.requests) == 2 and sleeps == [0.2] and rules.messages == []
-    assert "HTTP 429; retry 1 in 0.20 s" in caplog.text
+    assert rules.messages == []
+    first, second = server.requests
+    assert second.received_at - first.received_at >= 0.95
+    retries = [r.headers.get("x-stainless-retry-count") for r in server.requests]
+    assert retries == ["0", "1"]  # the SDK's retry, not a second call of ours
+    assert "planning this message with the rule planner" not in caplog.text
 
 
-def test_retry_after_beyond_the_budget_falls_back_at_once(
-    server: FakeAnthropicServer, isolated_env: Path, with_key: str
+def test_retry_after_beyond_the_deadline_falls_back_at_the_deadline(
+    server: FakeAnthropicServer, isolated_env: Path, with_key: str, caplog
 ) -> None:
     server.script(rate_limited("60"), plan(edits=[("smile", 0.5)]))
-    sleeps: list[float] = []
-    planner, rules = make_planner(server, isolated_env, timeout_s=2.0, sleep=sleeps.append)
-    assert planner.plan("smile", CONTEXT) == FALLBACK
-    assert len(server.requests) == 1 and sleeps == []
-
-
-def test_5xx_backoff_is_exponential_with_seeded_jitter(
-    server: FakeAnthropicServer, isolated_env: Path, with_key: str
-) -> None:
-    delays = []
-    for _ in range(2):
-        server.script(server_error(500), server_error(529), plan(edits=[("smile", 0.5)]))
-        sleeps: list[float] = []
-        planner, rules = make_planner(
-            server, isolated_env, sleep=sleeps.append, rng=random.Random(7), backoff_s=0.1
-        )
-        assert planner.plan("smile", CONTEXT).edits == (EditOp("smile", 0.5),)
-        assert rules.messages == []
-        delays.append(sleeps)
-    assert delays[0] == delays[1] and len(delays[0]) == 2
-    assert 0.05 <= delays[0][0] < 0.15 and 0.1 <= delays[0][1] < 0.3
-    assert len(server.requests) == 6
-
-
-def test_repeated_500s_fall_back_within_the_budget(
-    server: FakeAnthropicServer, isolated_env: Path, with_key: str
-) -> None:
-    server.script(*[server_error(500)] * 10)
-    planner, rules = make_planner(server, isolated_env, timeout_s=1.0, backoff_s=0.15)
+    planner, rules = make_planner(server, isolated_env, timeout_s=0.5)
     started = time.monotonic()
     assert planner.plan("smile", CONTEXT) == FALLBACK
     elapsed = time.monotonic() - started
-    assert 2 <= len(server.requests) <= MAX_ATTEMPTS
-    assert elapsed < 1.0 + 1.0  # the budget plus generous slack for a slow machine
+    assert len(server.requests) == 1 and rules.messages == ["smile"]
+    assert 0.5 <= elapsed < 0.5 + 0.5
+    assert "no answer within planner.timeout_s (0.5 s)" in caplog.text
 
 
-def test_slow_response_falls_back_within_the_budget(
+def test_500s_until_the_deadline_fall_back_within_it(
+    server: FakeAnthropicServer, isolated_env: Path, with_key: str, caplog
+) -> None:
+    server.script(*[server_error(500)] * 10)
+    planner, rules = make_planner(server, isolated_env, timeout_s=1.0, max_retries=10)
+    started = time.monotonic()
+    assert planner.plan("smile", CONTEXT) == FALLBACK
+    elapsed = time.monotonic() - started
+    # The SDK retried (it waits about 0.5 s, then 1 s) until the deadline cut it short.
+    assert 2 <= len(server.requests) < 10 and rules.messages == ["smile"]
+    assert 1.0 <= elapsed < 1.0 + 0.5  # the deadline plus slack: a bound, not a benchmark
+    assert "no answer within planner.timeout_s (1 s)" in caplog.text
+
+
+def test_500s_beyond_max_retries_fall_back_with_the_status(
+    server: FakeAnthropicServer, isolated_env: Path, with_key: str, caplog
+) -> None:
+    server.script(server_error(529), plan(edits=[("smile", 0.5)]))
+    planner, rules = make_planner(server, isolated_env, max_retries=0)
+    assert planner.plan("smile", CONTEXT) == FALLBACK
+    assert len(server.requests) == 1 and rules.messages == ["smile"]
+    assert "API error, HTTP 529; planning this message with the rule planner" in caplog.text
+
+
+def test_slow_response_falls_back_within_the_deadline(
     server: FakeAnthropicServer, isolated_env: Path, with_key: str, caplog
 ) -> None:
     server.script(slow(30.0), slow(30.0))
@@ -424,12 +444,12 @@ def test_slow_response_falls_back_within_the_budget(
     started = time.monotonic()
     assert planner.plan("smile", CONTEXT) == FALLBACK
     elapsed = time.monotonic() - started
-    assert 0.5 < elapsed < 0.75 + 1.5
+    assert 0.75 <= elapsed < 0.75 + 0.5
     assert len(server.requests) == 1 and rules.messages == ["smile"]
-    assert "APITimeoutError" in caplog.text
+    assert "no answer within planner.timeout_s (0.75 s)" in caplog.text
 
 
-def test_a_slow_answer_inside_the_budget_is_used(
+def test_a_slow_answer_inside_the_deadline_is_used(
     server: FakeAnthropicServer, isolated_env: Path, with_key: str
 ) -> None:
     server.script(slow(0.2, plan(edits=[("age", 0.8)])))
@@ -439,21 +459,54 @@ def test_a_slow_answer_inside_the_budget_is_used(
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
 def test_client_errors_are_not_retried(
-    server: FakeAnthropicServer, isolated_env: Path, with_key: str, status: int
+    server: FakeAnthropicServer, isolated_env: Path, with_key: str, status: int, caplog
 ) -> None:
     server.script(error(status, "invalid_request_error"), plan(edits=[("smile", 0.5)]))
-    sleeps: list[float] = []
-    planner, rules = make_planner(server, isolated_env, sleep=sleeps.append)
+    planner, rules = make_planner(server, isolated_env)
     assert planner.plan("smile", CONTEXT) == FALLBACK
-    assert len(server.requests) == 1 and sleeps == []
+    assert len(server.requests) == 1
+    hint = " (check the key)" if status in (401, 403) else ""
+    assert f"API error, HTTP {status}{hint};" in caplog.text
 
 
-def test_retry_after_header_forms() -> None:
-    assert _retry_after({"retry-after": "3"}) == 3.0
-    assert _retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert _retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
-    assert _retry_after({"retry-after": "soon"}) is None
-    assert _retry_after({}) is None and _retry_after(None) is None
+def test_aplan_keeps_the_event_loop_free_while_the_api_is_slow(
+    server: FakeAnthropicServer, isolated_env: Path, with_key: str
+) -> None:
+    release = threading.Event()
+    server.script(replace(plan(edits=[("smile", 0.5)], reply="Smiling."), release=release))
+    planner, rules = make_planner(server, isolated_env)
+
+    async def chat() -> tuple[EditPlan, int]:
+        task = asyncio.create_task(planner.aplan("smile", CONTEXT))
+        ticks = 0
+        while not server.requests:  # runs only if aplan does not hold the loop
+            ticks += 1
+            await asyncio.sleep(0.001)
+        assert not task.done()  # the API holds its answer until this coroutine says so
+        release.set()
+        return await task, ticks
+
+    result, ticks = asyncio.run(chat())
+    assert result == EditPlan("edit", (EditOp("smile", 0.5),), None, "Smiling.")
+    assert ticks >= 1 and rules.messages == []
+
+
+def test_aplan_from_several_loops_and_messages_reuses_one_client_per_loop(
+    server: FakeAnthropicServer, isolated_env: Path, with_key: str
+) -> None:
+    server.script(*[plan(edits=[("smile", 0.5)])] * 4)
+    planner, rules = make_planner(server, isolated_env)
+
+    async def two_messages() -> list[EditPlan]:
+        first = await planner.aplan("smile", CONTEXT)
+        client = planner._clients[asyncio.get_running_loop()][1]
+        second = await planner.aplan("smile", CONTEXT)
+        assert planner._clients[asyncio.get_running_loop()][1] is client
+        return [first, second]
+
+    plans = asyncio.run(two_messages()) + asyncio.run(two_messages())
+    assert [p.edits for p in plans] == [(EditOp("smile", 0.5),)] * 4
+    assert len(server.requests) == 4 and rules.messages == []
 
 
 def test_a_broken_fallback_still_answers(
@@ -469,13 +522,18 @@ def test_a_broken_fallback_still_answers(
     assert result.action == "chat" and "try again" in result.reply
 
 
-def test_engine_plans_with_the_anthropic_planner(
+def test_engine_plans_and_aplans_with_the_anthropic_planner(
     server: FakeAnthropicServer, isolated_env: Path, with_key: str, pm, add_plugin
 ) -> None:
     if "anthropic" not in collect(pm).planners:
         add_plugin(anthropic_planner, "anthropic-planner")
-    server.script(plan(edits=[("beard", -0.8)], reply="Shaving the beard."))
+    server.script(*[plan(edits=[("beard", -0.8)], reply="Shaving the beard.")] * 2)
     engine = Engine(make_config(server, isolated_env), plugin_manager=pm)
-    result = engine.plan("remove the beard", SessionState({"beard": 0.8}), planner="anthropic")
+    state = SessionState({"beard": 0.8})
+    result = engine.plan("remove the beard", state, planner="anthropic")
     assert result == EditPlan("edit", (EditOp("beard", -0.8),), None, "Shaving the beard.")
     assert "- beard: +0.80" in server.requests[0].body["system"]
+    recent = [("user", "add a beard"), ("bot", "Adding a beard.")]
+    result = asyncio.run(engine.aplan("remove the beard", state, recent, planner="anthropic"))
+    assert result == EditPlan("edit", (EditOp("beard", -0.8),), None, "Shaving the beard.")
+    assert len(server.bodies()[1]["messages"]) == 3  # the recent turns went along

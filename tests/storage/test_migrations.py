@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from chatface.errors import StorageError
-from chatface.storage import Store, head_revision, migrate
+from chatface.storage import Store, head_revision, migrate, pending_upgrade
 from chatface.storage.migrations import OUR_TABLES, VERSION_TABLE
 from tests.storage.legacy import LATENTS, PNG, STATE, create_legacy_database
 
@@ -298,3 +298,19 @@ def test_processes_starting_at_once_create_the_schema_once(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_pending_upgrade_says_what_migrate_would_do_and_changes_nothing(
+    database_url: str, files_dir: Path, engine: Engine
+) -> None:
+    assert pending_upgrade(engine) == "empty"
+    assert not set(sa.inspect(engine).get_table_names()) & (OUR_TABLES | {VERSION_TABLE})
+    create_legacy_database(database_url)
+    assert pending_upgrade(engine) == "v1"
+    assert "schema_version" in sa.inspect(engine).get_table_names()  # still the old schema
+    migrate(engine)
+    assert pending_upgrade(engine) is None
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = 'f00d'"))
+    with pytest.raises(StorageError, match="revision f00d.*newer chatface"):
+        pending_upgrade(engine)
