@@ -21,13 +21,17 @@ many turns never drift. User errors become replies, never exceptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import io
 import json
 import logging
 import time
 import uuid
+import weakref
 from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -66,6 +70,7 @@ FORGET_ASK = (
 FAILED = "Sorry, something went wrong with this one; please try again."
 RECENT_TURNS = 10
 HISTORY_LINES = 20
+PROGRESS_INTERVAL_S = 0.25  # a new face's encoding steps are reported at most this often
 KEEP_HANDLED = timedelta(days=7)  # update ids and finished jobs are kept this long
 
 
@@ -191,6 +196,21 @@ class ConversationCore:
         self._rate = _RateLimit(int(engine.config["bots.rate_limit_per_minute"]))
         self._active: dict[str, tuple[RenderJob, int | None]] = {}  # user -> newest render
         self._cancelled: set[int] = set()  # job rows cancelled with /cancel
+        # (user, chat) -> its turn lock; entries go when no turn holds or awaits them
+        self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, user: str, chat: str) -> AsyncIterator[None]:
+        """One turn of a chat at a time, in arrival order, up to its render: a message sent
+        right after a photo is planned on that photo's face."""
+        key = (user, chat)
+        lock = self._turns.get(key)
+        if lock is None:
+            lock = self._turns[key] = asyncio.Lock()
+        async with lock:
+            yield
 
     def _queue_user(self, user: str) -> str:
         return f"{self.platform}:{user}"
@@ -212,22 +232,23 @@ class ConversationCore:
         """Find and encode the face; it becomes the chat's active face."""
         if (limited := self._rate.check(user)) is not None:
             return limited
-        # The photo is on disk before the job row that points at it.
-        incoming = Path("incoming") / f"{_digest(photo)}.bin"
-        await asyncio.to_thread(atomic_write, self.store.files_dir / incoming, photo)
-        job = Job(kind="photo", photo_path=str(incoming))
-        write = await asyncio.to_thread(
-            self.store.write_turn,
-            self.platform,
-            user,
-            chat,
-            update_key=self._update_key(update_id),
-            messages=[("user", _photo_label(name))],
-            job=job,
-        )
-        if write.handled:
-            return SILENT
-        return await self._encode(write.job_id or 0, write.user_id, photo, name, progress)
+        async with self._in_order(user, chat):  # a text sent right after waits for the face
+            # The photo is on disk before the job row that points at it.
+            incoming = Path("incoming") / f"{_digest(photo)}.bin"
+            await asyncio.to_thread(atomic_write, self.store.files_dir / incoming, photo)
+            job = Job(kind="photo", photo_path=str(incoming))
+            write = await asyncio.to_thread(
+                self.store.write_turn,
+                self.platform,
+                user,
+                chat,
+                update_key=self._update_key(update_id),
+                messages=[("user", _photo_label(name))],
+                job=job,
+            )
+            if write.handled:
+                return SILENT
+            return await self._encode(write.job_id or 0, write.user_id, photo, name, progress)
 
     async def add_face(
         self, user: str, chat: str, opened: OpenedFace, photo: bytes, name: str = ""
@@ -265,16 +286,18 @@ class ConversationCore:
                 "two what to change.",
                 error=True,
             )
-        view = await self._read(user, chat, update_id)
-        if view.handled:
-            return SILENT
-        state = SessionState.from_json(view.state_json)
-        try:
-            # Async planners await their API; the others run in a worker thread.
-            plan = await self.engine.aplan(text, state, view.recent)
-        except ChatFaceError as exc:
-            plan = EditPlan("chat", reply=str(exc))
-        return await self._turn(user, chat, view, plan, text, update_id, progress)
+        async with self._in_order(user, chat):
+            view = await self._read(user, chat, update_id)
+            if view.handled:
+                return SILENT
+            state = SessionState.from_json(view.state_json)
+            try:
+                # Async planners await their API; the others run in a worker thread.
+                plan = await self.engine.aplan(text, state, view.recent)
+            except ChatFaceError as exc:
+                plan = EditPlan("chat", reply=str(exc))
+            outcome = await self._turn(user, chat, view, plan, text, update_id, progress)
+        return await _settle(outcome)
 
     async def command(
         self,
@@ -294,26 +317,43 @@ class ConversationCore:
             return self._status(user)
         if name == "cancel":
             return await self._cancel(user)
-        view = await self._read(user, chat, update_id)
-        if view.handled:
-            return SILENT
-        said = f"/{name} {arg}".strip()
-        if name == "start":
-            return await self._say(user, chat, view, said, Reply(WELCOME), update_id)
-        if name == "history":
-            return await self._say(user, chat, view, said, await self._history(view), update_id)
         plan = _COMMAND_PLANS.get(name)
-        if plan is None:
+        if plan is None and name not in ("start", "history"):
             known = ", ".join(f"/{c.name}" for c in COMMANDS)
             return Reply(f"I don't know /{name}. Commands: {known}.", error=True)
-        return await self._turn(user, chat, view, plan, said, update_id, progress)
+        said = f"/{name} {arg}".strip()
+        async with self._in_order(user, chat):
+            view = await self._read(user, chat, update_id)
+            if view.handled:
+                return SILENT
+            if plan is None:
+                reply = Reply(WELCOME) if name == "start" else await self._history(view)
+                return await self._say(user, chat, view, said, reply, update_id)
+            outcome = await self._turn(user, chat, view, plan, said, update_id, progress)
+        return await _settle(outcome)
 
     async def carry_out(
         self, user: str, chat: str, plan: EditPlan, progress: Progress | None = None
     ) -> Reply:
         """Carry out a plan made elsewhere on the chat's active face, and reply."""
+        async with self._in_order(user, chat):
+            view = await self._read(user, chat, None)
+            outcome = await self._turn(user, chat, view, plan, "", None, progress)
+        return await _settle(outcome)
+
+    async def current(self, user: str, chat: str) -> Reply:
+        """The chat's current image at full size (the latest result, or the original),
+        without a render; a text reply when there is none yet."""
         view = await self._read(user, chat, None)
-        return await self._turn(user, chat, view, plan, "", None, progress)
+        if view.face is None:
+            return Reply(NO_FACE)
+        stored = await asyncio.to_thread(self._stored_result, view.current)
+        if stored is not None:
+            return Reply("Full size.", stored, "image/png")
+        if SessionState.from_json(view.state_json).strengths:
+            return Reply("The result is still being made; ask again when it arrives.")
+        opened, _ = await self._opened(view.face)
+        return await self._image_reply("The original, full size.", opened.photo, None)
 
     async def recover(self) -> list[Delivery]:
         """Finish the jobs that were queued or running when this platform's bot stopped
@@ -373,7 +413,9 @@ class ConversationCore:
         said: str,
         update_id: str | None,
         progress: Progress | None,
-    ) -> Reply:
+    ) -> Reply | Callable[[], Awaitable[Reply]]:
+        """Record the turn; its reply, or the render that makes it (run after the turn's
+        lock is released, so that a newer message can replace it while it waits)."""
         if plan.action in ("help", "chat"):
             return await self._say(
                 user, chat, view, said, Reply(plan.reply or HELP, plan=plan), update_id
@@ -427,9 +469,9 @@ class ConversationCore:
         if write.handled:
             return SILENT
         current = write.current
-        if write.job_id is not None and current is not None:
-            return await self._render(
-                write.job_id, user, write.user_id, face, current, plan, text, progress
+        if write.job_id is not None and current is not None:  # rendered after the turn
+            return functools.partial(
+                self._render, write.job_id, user, write.user_id, face, current, plan, text, progress
             )
         stored = await asyncio.to_thread(self._stored_result, current)
         if stored is not None:  # undo/redo: the very image shown before, at no cost
@@ -447,7 +489,7 @@ class ConversationCore:
         """A photo job: find and encode the face, store it."""
         try:
             opened = await self.queue.run_model(
-                self.engine.open_face, photo, backend=self.backend, progress=progress
+                self.engine.open_face, photo, backend=self.backend, progress=_on_loop(progress)
             )
         except JobCancelledError:
             return SILENT  # the queue closed: the job is done after the restart
@@ -698,11 +740,34 @@ class ConversationCore:
             return None
         return path.read_bytes() if read else b""
 
-    async def _image_reply(self, text: str, image: Image.Image, plan: EditPlan) -> Reply:
+    async def _image_reply(self, text: str, image: Image.Image, plan: EditPlan | None) -> Reply:
         from chatface.engine.photos import encode_image
 
         data, kind = await self.queue.postprocess(encode_image, image)
         return Reply(text, data, kind, plan)
+
+
+def _on_loop(progress: Progress | None) -> Progress | None:
+    """``progress`` for work on another thread: called on this event loop, throttled like
+    the render queue's reports (always the last step)."""
+    if progress is None:
+        return None
+    loop = asyncio.get_running_loop()
+    last = float("-inf")
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < PROGRESS_INTERVAL_S:
+            return
+        last = now
+        loop.call_soon_threadsafe(progress, done, total)
+
+    return report
+
+
+async def _settle(outcome: Reply | Callable[[], Awaitable[Reply]]) -> Reply:
+    return outcome if isinstance(outcome, Reply) else await outcome()
 
 
 def _describe(plan_json: str) -> str:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import logging
 import signal
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,9 +52,7 @@ PREFIX = "cf:"  # callback data of our buttons: "cf:undo", "cf:forget:yes", ...
 RESULT_BUTTONS = (("Undo", "undo"), ("Redo", "redo"), ("Original", "original"), ("Reset", "reset"))
 FULL = ("full", "Send the latest result as a full-size file", "以文件发送最新结果的原图")
 HINT = "Send me a photo with a face, or tell me what to change."
-NO_RESULT = "There is no result to send yet; send a photo and tell me what to change."
 MAX_TEXT, MAX_CAPTION = 4096, 1024  # Telegram's limits, in characters
-LATEST_KEPT = 256  # chats whose latest result is kept in memory for "Full size"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -71,7 +68,6 @@ class TelegramBot:
         self.core = core
         self.max_bytes = max_bytes
         self.status_interval_s = status_interval_s
-        self._latest: OrderedDict[int, tuple[bytes, str]] = OrderedDict()  # chat -> result
 
     def add_to(self, app: Application) -> None:
         app.add_handler(CommandHandler(FULL[0], self.on_full))
@@ -145,7 +141,7 @@ class TelegramBot:
         name, _, arg = query.data.removeprefix(PREFIX).partition(":")
         user, chat, uid = str(query.from_user.id), query.message.chat.id, f"tg:{update.update_id}"
         if name == FULL[0]:
-            await self._send_full(context.bot, chat)
+            await self._send_full(context.bot, user, chat)
         elif name == "forget":  # the confirmation's own message becomes the answer
             reply = await self.core.command(user, str(chat), name, arg, update_id=uid)
             if reply.text:
@@ -157,8 +153,8 @@ class TelegramBot:
             )
 
     async def on_full(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.effective_chat is not None
-        await self._send_full(context.bot, update.effective_chat.id)
+        assert update.effective_chat is not None and update.effective_user is not None
+        await self._send_full(context.bot, str(update.effective_user.id), update.effective_chat.id)
 
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Stickers, voice notes, unknown commands, ...: say what the bot takes."""
@@ -228,20 +224,15 @@ class TelegramBot:
             await bot.send_document(
                 chat, reply.image, caption=caption, filename=filename, reply_markup=markup
             )
-        if result:
-            self._latest[chat] = (reply.image, filename)
-            self._latest.move_to_end(chat)
-            while len(self._latest) > LATEST_KEPT:
-                self._latest.popitem(last=False)
 
-    async def _send_full(self, bot: Bot, chat: int) -> None:
-        latest = self._latest.get(chat)
-        if latest is None:
-            await bot.send_message(chat, NO_RESULT)
+    async def _send_full(self, bot: Bot, user: str, chat: int) -> None:
+        """The chat's current image as a file: nothing is lost to Telegram's compression."""
+        reply = await self.core.current(user, str(chat))
+        if reply.image is None:
+            await self.send(bot, chat, reply)
             return
-        image, filename = latest
         await bot.send_chat_action(chat, ChatAction.UPLOAD_DOCUMENT)
-        await bot.send_document(chat, image, filename=filename, caption="Full size.")
+        await bot.send_document(chat, reply.image, filename="chatface.png", caption=reply.text)
 
 
 # --- start-up ------------------------------------------------------------------------------
@@ -353,14 +344,6 @@ def run(
 ) -> None:
     """Serve until SIGINT or SIGTERM; then stop taking updates, finish the handlers that
     run, and close the render queue and the store."""
-    if webhook is not None:
-        try:
-            import tornado  # noqa: F401  (PTB's webhook server)
-        except ImportError:
-            raise ChatFaceError(
-                "Webhook mode needs python-telegram-bot's webhooks extra: "
-                "pip install 'python-telegram-bot[webhooks]'; or leave out --webhook-url."
-            ) from None
 
     async def serve() -> None:
         from chatface.engine.queue import LocalRenderQueue

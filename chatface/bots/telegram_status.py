@@ -27,17 +27,12 @@ class StatusMessage:
 
     def __init__(self, bot: Bot, chat_id: int, interval_s: float, label: str) -> None:
         self._bot, self._chat_id, self._interval_s, self._label = bot, chat_id, interval_s, label
-        self._loop = asyncio.get_running_loop()
         self._text = WORKING
         self._changed, self._ended = asyncio.Event(), asyncio.Event()
         self._task: asyncio.Task[Message | None] | None = None
 
     def progress(self, done: int, total: int) -> None:
-        """The core's progress callback, from any thread: renders report on the event
-        loop, but a new photo's encoding steps come from the model thread."""
-        self._loop.call_soon_threadsafe(self._report, done, total)
-
-    def _report(self, done: int, total: int) -> None:
+        """The core's progress callback (on the event loop)."""
         if self._ended.is_set():
             return
         self._text = f"{self._label} {done}/{total}"

@@ -440,7 +440,6 @@ def test_webhook_options_are_checked_and_passed(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CHATFACE_ENGINE_BACKEND", "tiny")
     monkeypatch.setenv("CHATFACE_BOTS_TELEGRAM_BASE_URL", "http://127.0.0.1:1/bot")
     passed: dict[str, Any] = {}
-    real_run = telegram.run
     monkeypatch.setattr(telegram, "run", lambda *args, **options: passed.update(options))
     url = "https://bot.example.org/chatface"
     invoke("serve", "telegram", "--webhook-url", url, "--listen", "0.0.0.0", "--port", "88")
@@ -456,10 +455,6 @@ def test_webhook_options_are_checked_and_passed(monkeypatch: pytest.MonkeyPatch)
     ]:
         with pytest.raises(ChatFaceError, match=words):
             invoke("serve", "telegram", *options)
-    # Without PTB's webhooks extra (tornado) webhook mode says what to install.
-    monkeypatch.setitem(sys.modules, "tornado", None)
-    with pytest.raises(ChatFaceError, match="python-telegram-bot\\[webhooks\\]"):
-        real_run(None, "tiny", TOKEN, webhook=telegram.Webhook(url))  # type: ignore[arg-type]
 
 
 def test_status_edits_are_throttled() -> None:
