@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,13 @@ class Webhook:
     has_custom_certificate: bool
     last_error_date: int | None = None
     last_error_message: str | None = None
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now: for a bot's webhook server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class WebhookMixin:

@@ -5,7 +5,6 @@ the 409 of getUpdates while a webhook is set, and getWebhookInfo."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from telegram import Bot
 from telegram.error import BadRequest, Conflict
 
 from tests.fakes.telegram_server import TOKEN, UNREACHABLE, WEBHOOK, FakeTelegramServer
+from tests.fakes.telegram_webhook import free_port
 from tests.fakes.test_telegram_server import CHAT, USER, BotUnderTest, build, run
 
 
@@ -23,12 +23,6 @@ from tests.fakes.test_telegram_server import CHAT, USER, BotUnderTest, build, ru
 def server() -> Iterator[FakeTelegramServer]:
     with FakeTelegramServer() as fake:
         yield fake
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
