@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -41,7 +42,8 @@ from chatface.engine.queue import LocalRenderQueue
 from chatface.errors import ChatFaceError, KeyStoreError
 from chatface.storage import Store
 from tests.cli.test_cli import invoke
-from tests.fakes.telegram_server import TOKEN, Call, FakeTelegramServer
+from tests.fakes.telegram_server import TOKEN, UNREACHABLE, WEBHOOK, Call, FakeTelegramServer
+from tests.fakes.telegram_webhook import SECRET_HEADER, free_port
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 PHOTO = (FACES / "grace_hopper.jpg").read_bytes()
@@ -80,15 +82,19 @@ def run(coro: Coroutine[Any, Any, Any], limit_s: float = 4 * WAIT_S) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def serving(server: FakeTelegramServer, engine: Engine) -> AsyncIterator[ConversationCore]:
-    """The bot polling the fake, as `chatface serve telegram` runs it (status edits are
-    not throttled, so that each test sees them)."""
+async def serving(
+    server: FakeTelegramServer, engine: Engine, webhook: telegram.Webhook | None = None
+) -> AsyncIterator[ConversationCore]:
+    """The bot polling the fake (or on ``webhook``), as `chatface serve telegram` runs it
+    (status edits are not throttled, so that each test sees them)."""
     store = Store.from_config(engine.config)
     queue = LocalRenderQueue.from_engine(engine)
     try:
         core = ConversationCore(engine, store, queue, "telegram", backend="tiny")
         urls = {"base_url": server.base_url, "base_file_url": server.base_file_url}
-        async with telegram.running(core, TOKEN, status_interval_s=0, poll_timeout_s=5, **urls):
+        async with telegram.running(
+            core, TOKEN, webhook=webhook, status_interval_s=0, poll_timeout_s=5, **urls
+        ):
             yield core
     finally:
         await queue.close()
@@ -455,6 +461,60 @@ def test_webhook_options_are_checked_and_passed(monkeypatch: pytest.MonkeyPatch)
     ]:
         with pytest.raises(ChatFaceError, match=words):
             invoke("serve", "telegram", *options)
+
+
+def test_webhook_mode_end_to_end(
+    server: FakeTelegramServer, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fake POSTs each update to PTB's webhook server; a forged POST is refused; a stop
+    leaves the webhook set (PTB 22 does not delete it), so an update sent while the bot is
+    down waits at Telegram and is answered after the restart."""
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    webhook = telegram.Webhook(f"http://127.0.0.1:{port}/telegram", "127.0.0.1", port)
+    stranger = 6001
+    forged_update = {"update_id": 1, "message": {
+        "message_id": 1, "date": 0, "chat": {"id": stranger, "type": "private"},
+        "from": {"id": stranger, "is_bot": False, "first_name": "Eve"}, "text": "/forget",
+    }}  # fmt: skip
+
+    async def scenario() -> dict[str, Any]:
+        async with serving(server, engine, webhook=webhook):
+            server.user_sends_photo(CHAT, USER, PHOTO)
+            got = await waited(server, "sendMessage", lambda c: "face" in c.params["text"])
+            async with httpx.AsyncClient() as client:
+                forged = [await client.post(webhook.url, json=forged_update, headers=headers)
+                          for headers in ({}, {SECRET_HEADER: "wrong"})]  # fmt: skip
+            server.user_sends_text(CHAT, USER, "make her smile")
+            smile = await waited(server, "sendPhoto", since=got.index)
+            stopping = len(server.calls)
+        down = server.user_sends_text(CHAT, USER, "make her smile")
+        refused = await waited(server, WEBHOOK, update_id=down, attempt=2)
+        assert server.webhook is not None
+        kept = (server.webhook.url, server.pending_updates(), server.webhook.last_error_message)
+        async with serving(server, engine, webhook=webhook):
+            again = await waited(server, "sendPhoto", since=refused.index)
+        return {"forged": forged, "smile": smile, "stop": server.calls[stopping:refused.index],
+                "refused": refused, "kept": kept, "down": down, "again": again}  # fmt: skip
+
+    seen = run(scenario())
+    first_set, second_set = server.calls_to("setWebhook")
+    secret = first_set.params["secret_token"]
+    assert first_set.params == {"url": webhook.url, "secret_token": secret, "max_connections": 40,
+                                "allowed_updates": ["message", "callback_query"]}  # fmt: skip
+    assert second_set.params == first_set.params and TOKEN.split(":")[1] not in secret
+    assert [response.status_code for response in seen["forged"]] == [403, 403]
+    assert not [c for c in server.calls if c.params.get("chat_id") == stranger]
+    assert seen["smile"].params["reply_markup"] == RESULT_KEYBOARD
+    assert not server.calls_to("getUpdates") and not server.calls_to("deleteWebhook")
+    # Stopping called nothing; Telegram kept the webhook and the update sent meanwhile.
+    assert [c.method for c in seen["stop"]] == [WEBHOOK]
+    assert seen["refused"].status == UNREACHABLE
+    assert seen["kept"] == (webhook.url, [seen["down"]], "Connection refused")
+    assert seen["again"].params["caption"] == seen["smile"].params["caption"]
+    assert server.pending_updates() == []
+    assert TOKEN.split(":")[1] not in caplog.text and secret not in caplog.text
+    assert "make her smile" not in caplog.text
 
 
 def test_status_edits_are_throttled() -> None:
