@@ -107,7 +107,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Decoded faces kept in memory (least recently used go first); others are read "
             "back from storage."),
     Setting("bots", "telegram_base_url", "",
-            "Telegram Bot API base URL. Empty: the official server. Tests use a local fake."),
+            "Telegram Bot API base URL, to which the token is appended (e.g. "
+            "http://localhost:8081/bot for a self-hosted server). Empty: the official server. "
+            "Tests use a local fake."),
+    Setting("bots", "telegram_base_file_url", "",
+            "Telegram base URL for file downloads, to which the token is appended (e.g. "
+            "http://localhost:8081/file/bot). Empty: the official server."),
     Setting("bots", "discord_base_url", "",
             "Discord API base URL. Empty: the official server. Tests use a local fake."),
     Setting("bots", "discord_channels", "",

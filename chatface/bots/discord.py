@@ -23,7 +23,7 @@ import discord
 import yarl
 from discord import app_commands
 
-from chatface.bots.conversation import COMMANDS, FAILED, ConversationCore, Reply
+from chatface.bots.conversation import ConversationCore
 from chatface.bots.discord_ui import (
     MAX_CONTENT,
     SEND_ERRORS,
@@ -34,6 +34,7 @@ from chatface.bots.discord_ui import (
     message_of,
     why,
 )
+from chatface.bots.replies import COMMANDS, FAILED, Reply
 from chatface.errors import ChatFaceError, ConfigError, KeyStoreError
 
 if TYPE_CHECKING:

@@ -382,3 +382,33 @@ def test_jobs_left_by_a_stopped_bot_are_finished_after_the_restart(setup) -> Non
     assert run(engine, store, "telegram", restart) == []  # nothing owed twice
     face = store.active_face(store.conversations(store.find_user("telegram", "u11").id)[0].id)
     assert store.current_edit(face.id).result_path  # the result was stored
+
+
+def test_a_text_right_after_a_photo_waits_for_its_face(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore) -> None:
+        photo, text = await asyncio.gather(
+            chat.receive_photo("u13", "c", PHOTO.read_bytes()),
+            chat.receive_text("u13", "c", "smile please"),
+        )
+        assert "Got the face" in photo.text and text.image is not None
+
+    run(engine, store, "telegram", session)
+
+
+def test_current_is_the_latest_result_at_full_size(setup) -> None:
+    engine, store = setup
+
+    async def first(chat: ConversationCore) -> bytes:
+        assert (await chat.current("u14", "c")).text == NO_FACE
+        await chat.receive_photo("u14", "c", PHOTO.read_bytes())
+        assert size((await chat.current("u14", "c")).image) == size(PHOTO.read_bytes())
+        return (await chat.receive_text("u14", "c", "smile please")).image
+
+    smile = run(engine, store, "telegram", first)
+
+    async def restarted(chat: ConversationCore) -> None:
+        assert same((await chat.current("u14", "c")).image, smile)
+
+    run(engine, store, "telegram", restarted)

@@ -223,7 +223,8 @@ def test_declining_the_offer_falls_back_to_tiny(hub, tmp_path, monkeypatch) -> N
     assert weights.list_weights() == []
 
 
-def test_download_flag_fetches_without_asking(hub, tmp_path) -> None:  # noqa: F811
+def test_download_flag_fetches_without_asking(hub, tmp_path, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "2")  # the demo has no --encode-steps
     result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "--download", *FAST[2:]])
     assert result.exit_code == 0, result.output
     assert "random weights" not in result.output

@@ -1,4 +1,4 @@
-"""The Bot API methods of the fake Telegram server, apart from getUpdates.
+"""The Bot API methods of the fake Telegram server, apart from getUpdates and webhooks.
 
 Each handler takes the decoded parameters and the uploaded files and returns the
 ``result`` Telegram would send, or raises :class:`~tests.fakes.telegram_objects.ApiError`
@@ -48,7 +48,6 @@ class MethodsMixin:
     _lock: threading.RLock
     _ids: itertools.count[int]
     _message_ids: dict[int, itertools.count[int]]
-    _updates: list[dict[str, Any]]
     messages: dict[tuple[int, int], dict[str, Any]]
     known_chats: set[int]
     files: dict[str, StoredFile]
@@ -62,9 +61,6 @@ class MethodsMixin:
         return {
             "getme": lambda p, f: self.bot,
             "getupdates": lambda p, f: None,  # async: the server runs it itself
-            "deletewebhook": self._delete_webhook,
-            "getwebhookinfo": lambda p, f: {"url": "", "has_custom_certificate": False,
-                                            "pending_update_count": len(self._updates)},
             "getfile": self._get_file,
             "sendmessage": self._send_message,
             "sendphoto": self._send_photo,
@@ -270,11 +266,6 @@ class MethodsMixin:
                     and name == name.lower() and 1 <= len(description) <= 256):  # fmt: skip
                 raise tg.bad_request("BOT_COMMAND_INVALID")
         self.commands[_scope_key(p)] = commands
-        return True
-
-    def _delete_webhook(self, p: Params, f: Files) -> bool:
-        if p.get("drop_pending_updates"):
-            self._updates.clear()
         return True
 
 

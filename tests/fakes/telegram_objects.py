@@ -34,6 +34,7 @@ STRING_PARAMS = frozenset({
     "text", "caption", "parse_mode", "callback_query_id", "file_id", "inline_message_id",
     "language_code", "action", "photo", "document", "url", "data", "description",
     "short_description", "name", "business_connection_id", "emoji", "message_effect_id",
+    "secret_token", "ip_address",
 })  # fmt: skip
 
 

@@ -13,7 +13,7 @@ token, so requests arrive as ``/bot<token>/<method>`` and file downloads as
 
 Methods (names are case-insensitive, as on Telegram): getMe, getUpdates (long polling:
 ``offset`` confirms and drops older updates, ``timeout`` waits for a pushed one, a second
-poll ends the first with 409 Conflict), deleteWebhook, getWebhookInfo, getFile,
+poll ends the first with 409 Conflict), setWebhook, deleteWebhook, getWebhookInfo, getFile,
 sendMessage, sendPhoto, sendDocument (multipart uploads, or a ``file_id`` re-send),
 editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
 answerCallbackQuery, sendChatAction, setMyCommands, getMyCommands, deleteMyCommands.
@@ -29,7 +29,8 @@ Users are simulated with :meth:`~FakeTelegramServer.user_sends_text`,
 an update and returns its ``update_id``. Every request is recorded in order as a
 :class:`Call`: the method, the parameters decoded as Telegram reads them (JSON fields
 such as ``reply_markup`` as dicts), the uploaded files (bytes, file name, content
-type), the HTTP status and the JSON answered. The token is never recorded or logged
+type), the HTTP status and the JSON answered; each webhook delivery attempt is one too,
+to the pseudo-method ``webhook``. The token is never recorded or logged
 (aiohttp's access log is off because the token is in every path). ``wait_for`` (async)
 and ``wait_for_sync`` block, event-driven, until a matching call has been answered.
 ``fail_next``/``rate_limit`` script error answers (e.g. 429 with ``retry_after``).
@@ -37,12 +38,16 @@ and ``wait_for_sync`` block, event-driven, until a matching call has been answer
 What PTB 22 calls: ``Application.initialize`` -> getMe; ``updater.start_polling`` ->
 deleteWebhook, then getUpdates(offset, timeout) in a loop; ``updater.stop`` cancels the
 pending poll (the fake sees the hang-up, status 499) and confirms with one last
-getUpdates(offset, timeout=0). Plain fields arrive form-encoded, JSON-encoded unless
-they are strings; with files, multipart/form-data with the file part named after the
-parameter (``photo``, ``document``) and the file name and MIME type PTB guessed.
+getUpdates(offset, timeout=0). ``updater.start_webhook`` -> setWebhook (then it starts
+listening), and the fake POSTs the updates to the webhook; ``updater.stop`` stops
+listening and leaves the webhook set, so Telegram keeps the updates meanwhile. Plain
+fields arrive form-encoded, JSON-encoded unless they are strings; with files,
+multipart/form-data with the file part named after the parameter (``photo``,
+``document``) and the file name and MIME type PTB guessed.
 
 The Bot API JSON is built in :mod:`tests.fakes.telegram_objects`, the methods live in
-:mod:`tests.fakes.telegram_methods`, the call log in :mod:`tests.fakes.telegram_calls`.
+:mod:`tests.fakes.telegram_methods`, webhook mode in :mod:`tests.fakes.telegram_webhook`,
+the call log in :mod:`tests.fakes.telegram_calls`.
 """
 
 from __future__ import annotations
@@ -62,8 +67,12 @@ from tests.fakes import telegram_objects as tg
 from tests.fakes.loop_thread import start_loop_thread, stop_loop_thread
 from tests.fakes.telegram_calls import Call, CallLog, UploadedFile
 from tests.fakes.telegram_methods import MethodsMixin, StoredFile
+from tests.fakes.telegram_webhook import UNREACHABLE, WEBHOOK, Webhook, WebhookMixin
 
-__all__ = ["TOKEN", "Call", "FakeTelegramServer", "StoredFile", "UploadedFile"]
+__all__ = [
+    "TOKEN", "UNREACHABLE", "WEBHOOK", "Call", "FakeTelegramServer", "StoredFile",
+    "UploadedFile", "Webhook",
+]  # fmt: skip
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly-0123456789ab"
 BOT_USERNAME = "chatface_test_bot"
@@ -76,14 +85,19 @@ class _Poll:
     superseded: bool = False
 
 
-class FakeTelegramServer(CallLog, MethodsMixin):
-    """Start with :meth:`start` (or ``with``), stop with :meth:`stop`."""
+class FakeTelegramServer(CallLog, MethodsMixin, WebhookMixin):
+    """Start with :meth:`start` (or ``with``), stop with :meth:`stop`. A failed webhook
+    delivery is retried after the pauses in ``webhook_retry_s`` (the last one repeats)."""
 
-    def __init__(self, token: str = TOKEN, bot_username: str = BOT_USERNAME) -> None:
+    def __init__(
+        self, token: str = TOKEN, bot_username: str = BOT_USERNAME,
+        webhook_retry_s: tuple[float, ...] = (0.05, 0.2, 0.5),
+    ) -> None:  # fmt: skip
         super().__init__()
         self.token = token
         self.bot = tg.bot_user(token, bot_username)
         self.port = 0
+        self.retry_delays_s = webhook_retry_s
         # State; every field below is guarded by _lock (tests and the server thread share it).
         self._updates: list[dict[str, Any]] = []  # not yet confirmed by an offset
         self.deliveries: list[list[int]] = []  # update ids per getUpdates answer
@@ -94,6 +108,7 @@ class FakeTelegramServer(CallLog, MethodsMixin):
         self.callback_queries: dict[str, dict[str, Any]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}  # query id -> answer params
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (scope, lang)
+        self.webhook: Webhook | None = None
         self._scripted: dict[str, deque[tg.ApiError]] = {}
         self._next_update_id = 100_000
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -103,6 +118,8 @@ class FakeTelegramServer(CallLog, MethodsMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._webhook_changed = asyncio.Event()
+        self._delivery: asyncio.Task[None] | None = None
 
     # -- URLs -------------------------------------------------------------------------------
 
@@ -165,7 +182,7 @@ class FakeTelegramServer(CallLog, MethodsMixin):
             update = {"update_id": self._next_update_id, **payload}
             self._updates.append(update)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_poll)
+            self._loop.call_soon_threadsafe(self._wake)
         return update["update_id"]
 
     def user_sends_text(self, chat_id: int, user_id: int, text: str) -> int:
@@ -251,7 +268,7 @@ class FakeTelegramServer(CallLog, MethodsMixin):
                 scripted = self._scripted.get(method.lower())
                 if scripted:
                     raise scripted.popleft()
-            handler = self.handlers().get(method.lower())
+            handler = {**self.handlers(), **self.webhook_handlers()}.get(method.lower())
             if handler is None:
                 raise tg.ApiError(404, f"Not Found: method {method}")
             if method.lower() == "getupdates":
@@ -272,6 +289,7 @@ class FakeTelegramServer(CallLog, MethodsMixin):
         limit = max(1, min(100, int(params.get("limit", 100))))
         allowed = params.get("allowed_updates") or None
         with self._lock:
+            self.check_no_webhook()
             self._confirm(params.get("offset"))
             if self._poll is not None:  # Telegram allows one poll at a time
                 self._poll.superseded = True
@@ -311,6 +329,11 @@ class FakeTelegramServer(CallLog, MethodsMixin):
         if self._poll is not None:
             self._poll.wake.set()
 
+    def _wake(self) -> None:
+        """A new update: for the long poll in flight, or for the webhook."""
+        self._wake_poll()
+        self._webhook_changed.set()
+
     async def _file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
             return web.json_response(tg.ApiError(401, "Unauthorized").body(), status=401)
@@ -336,11 +359,16 @@ class FakeTelegramServer(CallLog, MethodsMixin):
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self._delivery = asyncio.get_running_loop().create_task(self.deliver_updates())
 
     async def _stop(self) -> None:
         assert self._runner is not None
         self._closing = True
         self._wake_poll()
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery
         await self._runner.cleanup()
 
     def start(self) -> FakeTelegramServer:

@@ -1,0 +1,310 @@
+"""The jobs a bot owes its users: photos to encode and edits to render.
+
+Each job is a row written before the work starts (by the turn that asks for it), carried
+out here, and ended in one write with its result and reply; a job the last run left
+unfinished (a crash, kill -9) is carried out by :meth:`Jobs.recover` at the next start.
+Renders go through the render queue as data-only requests; a failed or cancelled render
+takes its edit back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from chatface.bots.replies import FAILED, SILENT, Delivery, Reply
+from chatface.engine.batch import RenderRequest
+from chatface.engine.queue import JobCancelledError, JobReplacedError
+from chatface.engine.types import EditPlan, Progress, SessionState
+from chatface.errors import ChatFaceError
+from chatface.files import atomic_write
+from chatface.storage.models import Face, Job, utc_now
+
+if TYPE_CHECKING:
+    from chatface.bots.faces import FaceCache
+    from chatface.engine.editor import Engine, OpenedFace
+    from chatface.engine.queue import RenderJob, RenderQueue
+    from chatface.storage import Edit, Store
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25  # a new face's encoding steps are reported at most this often
+KEEP_HANDLED = timedelta(days=7)  # update ids and finished jobs are kept this long
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def incoming(store: Store, photo: bytes) -> Path:
+    """Where a photo waits, named by its content, until its face is stored."""
+    return store.files_dir / "incoming" / f"{_digest(photo)}.bin"
+
+
+class Jobs:
+    """Carries out the jobs of one platform's users; knows each user's newest render."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        queue: RenderQueue,
+        faces: FaceCache,
+        platform: str,
+        backend: str,
+    ) -> None:
+        self.engine, self.store, self.queue, self.faces = engine, store, queue, faces
+        self.platform, self.backend = platform, backend  # the backend for new photos
+        self.active: dict[str, tuple[RenderJob, int]] = {}  # queue user -> newest render
+        self._cancelled: set[int] = set()  # job rows cancelled with /cancel
+
+    def queue_user(self, user: str) -> str:
+        return f"{self.platform}:{user}"
+
+    async def recover(self) -> list[Delivery]:
+        """Finish the jobs that were queued or running when this platform's bot stopped
+        (a crash, kill -9, a restart); returns the replies to send to their chats."""
+        await asyncio.to_thread(self.store.prune, utc_now() - KEEP_HANDLED)
+        rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform)
+        if rows:
+            logger.info("Recovering %d unfinished job(s)", len(rows))
+
+        async def one(job: Job, user_id: int, user: str, chat: str) -> Delivery:
+            try:
+                reply = await self._resume(job, user, user_id)
+            except Exception:
+                logger.exception("Could not recover job %s", job.id)
+                reply = Reply(FAILED, error=True)
+                await asyncio.to_thread(
+                    self.store.finish_job, job.id or 0, "failed", reply=FAILED, error="recovery"
+                )
+            return Delivery(user, chat, reply)
+
+        deliveries = await asyncio.gather(*(one(*row) for row in rows))
+        return [d for d in deliveries if not d.reply.empty]
+
+    async def encode(
+        self, job_id: int, user_id: int, photo: bytes, name: str, progress: Progress | None
+    ) -> Reply:
+        """A photo job: find and encode the face, store it."""
+        try:
+            opened = await self.queue.run_model(
+                self.engine.open_face, photo, backend=self.backend, progress=_on_loop(progress)
+            )
+        except JobCancelledError:
+            return SILENT  # the queue closed: the job is done after the restart
+        except ChatFaceError as exc:
+            incoming(self.store, photo).unlink(missing_ok=True)
+            return await self._fail(job_id, str(exc))
+        except Exception:
+            logger.exception("Encoding a photo failed (job %s)", job_id)
+            incoming(self.store, photo).unlink(missing_ok=True)
+            return await self._fail(job_id, FAILED, "unexpected error")
+        return await self.store_face(job_id, user_id, opened, photo, name)
+
+    async def store_face(
+        self, job_id: int, user_id: int, opened: OpenedFace, photo: bytes, name: str
+    ) -> Reply:
+        from chatface.engine.photos import encode_image
+
+        def encode_both() -> tuple[bytes, bytes]:
+            return encode_image(opened.photo)[0], encode_image(opened.aligned.image)[0]
+
+        photo_png, crop_png = await self.queue.postprocess(encode_both)
+        latents = opened.latents.to_bytes()
+        text = "Got the face. What should I change?"
+        if opened.note:
+            text = f"{opened.note} {text}"
+        face = Face(
+            conversation_id=0,  # the job's
+            aligned_png=crop_png,
+            inverse_transform=json.dumps(opened.aligned.to_photo.reshape(-1).tolist()),
+            latents=latents,
+            backend=opened.backend,
+            weights_sha256=self.engine.backend(opened.backend).weights_sha256,
+            source_name=name,
+        )
+
+        def store_face() -> Face | None:
+            # Named by content, so the file exists before the face row that points at it.
+            photo_file = self.store.user_files_dir(user_id) / f"photo-{_digest(photo)}.png"
+            if not photo_file.exists():
+                atomic_write(photo_file, photo_png)
+            face.photo_path = str(photo_file.relative_to(self.store.files_dir))
+            stored = self.store.finish_job(job_id, "done", reply=text, face=face)
+            incoming(self.store, photo).unlink(missing_ok=True)
+            return stored
+
+        stored = await asyncio.to_thread(store_face)
+        if stored is None:  # forgotten meanwhile
+            return SILENT
+        self.faces.remember(stored.id or 0, opened, latents)
+        return Reply(text)
+
+    async def render(
+        self,
+        job_id: int,
+        user: str,
+        user_id: int,
+        face: Face,
+        current: Edit,
+        plan: EditPlan,
+        text: str,
+        progress: Progress | None,
+    ) -> Reply:
+        """A render job: render the current edit's state, paste it back, store it."""
+        key = self.queue_user(user)
+        try:
+            opened, latents = await self.faces.opened(face)
+            request = RenderRequest.make(
+                uuid.uuid4().hex,
+                latents,
+                SessionState.from_json(current.state_json),
+                steps=plan.steps or self.engine.config["render.steps"],
+                schedule=self.engine.config["render.schedule"],
+                backend=face.backend,
+                user=key,
+            )
+            job = await self.queue.submit(request, self._started(job_id, progress))
+        except ChatFaceError as exc:  # the queue is full, the face is gone, ...
+            return await self._fail(job_id, str(exc), undo=True)
+        self.active[key] = (job, job_id)
+        try:
+            result = await job.result()
+        except JobReplacedError:
+            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+            return SILENT  # the newer message answers
+        except JobCancelledError:
+            if job_id not in self._cancelled:
+                return SILENT  # the queue closed: the job is done after the restart
+            self._cancelled.discard(job_id)
+            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled", undo=True)
+            return SILENT  # /cancel answers
+        except ChatFaceError as exc:
+            return await self._fail(job_id, str(exc), undo=True)
+        except Exception:
+            logger.exception("Rendering failed (job %s)", job_id)
+            return await self._fail(job_id, FAILED, "unexpected error", undo=True)
+        finally:
+            if self.active.get(key, (None,))[0] is job:
+                del self.active[key]
+        path = self.store.user_files_dir(user_id) / f"face-{face.id}-edit-{current.seq}.png"
+        image = await self.queue.postprocess(_finish, opened, result.crop, path)
+        relative = str(path.relative_to(self.store.files_dir))
+        await asyncio.to_thread(
+            self.store.finish_job, job_id, "done", reply=text, result_path=relative
+        )
+        return Reply(text, image, "image/png", plan)
+
+    def _started(self, job_id: int, progress: Progress | None) -> Progress:
+        """The job's progress callback; the first report marks the job row running."""
+        started = False
+
+        def report(done: int, total: int) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                asyncio.get_running_loop().run_in_executor(None, self.store.mark_running, job_id)
+            if progress is not None:
+                progress(done, total)
+
+        return report
+
+    async def _fail(
+        self, job_id: int, message: str, error: str | None = None, *, undo: bool = False
+    ) -> Reply:
+        await asyncio.to_thread(
+            self.store.finish_job,
+            job_id,
+            "failed",
+            reply=message,
+            error=error or message,
+            undo=undo,
+        )
+        return Reply(message, error=True)
+
+    async def _resume(self, job: Job, user: str, user_id: int) -> Reply:
+        """Carry out a job left unfinished by the last run."""
+        job_id = job.id or 0
+        if job.kind == "photo":
+            path = self.store.files_dir / (job.photo_path or "")
+            if not job.photo_path or not path.is_file():
+                return await self._fail(
+                    job_id, "I lost a photo you sent in a restart; please send it again."
+                )
+            photo = await asyncio.to_thread(path.read_bytes)
+            return await self.encode(job_id, user_id, photo, "", None)
+        face = await asyncio.to_thread(self.store.get_face, job.face_id or 0)
+        current = await asyncio.to_thread(self.store.current_edit, face.id or 0)
+        if current is None or current.id != job.edit_id:
+            # Moved on before the restart (undo, a newer edit): nothing is owed.
+            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+            return SILENT
+        plan = EditPlan("edit", steps=job.steps)
+        return await self.render(job_id, user, user_id, face, current, plan, job.reply, None)
+
+    def status(self, user: str) -> Reply:
+        stats = self.queue.stats()
+        waiting = f"{stats.queued} render(s) waiting, {stats.running} rendering."
+        active = self.active.get(self.queue_user(user))
+        position = None if active is None else self.queue.position(active[0])
+        if position is None:
+            return Reply(f"Nothing of yours is waiting. Queue: {waiting}")
+        if position == 0:
+            return Reply(f"Your edit is rendering now. Queue: {waiting}")
+        return Reply(f"Your edit is number {position} in the queue. Queue: {waiting}")
+
+    def cancel(self, user: str) -> Reply:
+        active = self.active.get(self.queue_user(user))
+        if active is None or active[0].state not in ("queued", "running"):
+            return Reply("Nothing of yours is waiting to be cancelled.")
+        job, job_id = active
+        if job_id is not None:
+            self._cancelled.add(job_id)
+        self.queue.cancel(job)
+        return Reply("Cancelled your edit; the photo stays as it was before it.")
+
+    def drop(self, user: str) -> None:
+        """Cancel the user's render, unseen (the user is being forgotten)."""
+        active = self.active.pop(self.queue_user(user), None)
+        if active is not None:
+            self.queue.cancel(active[0])
+
+
+def _on_loop(progress: Progress | None) -> Progress | None:
+    """``progress`` for work on another thread: called on this event loop, throttled like
+    the render queue's reports (always the last step)."""
+    if progress is None:
+        return None
+    loop = asyncio.get_running_loop()
+    last = float("-inf")
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < PROGRESS_INTERVAL_S:
+            return
+        last = now
+        loop.call_soon_threadsafe(progress, done, total)
+
+    return report
+
+
+def _finish(opened: OpenedFace, crop: object, path: object) -> bytes:
+    """Paste the rendered crop back into the photo, encode it once, keep it on disk.
+    Runs in the queue's post-processing pool, never on the model thread."""
+    from chatface.engine import faces
+    from chatface.engine.photos import encode_image
+
+    photo = faces.paste_back(opened.photo, faces.to_image(crop), opened.aligned)
+    data, _ = encode_image(photo)
+    if path is not None:
+        atomic_write(path, data)  # type: ignore[arg-type]
+    return data
