@@ -156,14 +156,13 @@ class ConversationCore:
     ) -> Reply:
         """Store a face opened by ``Engine.open_face`` as the chat's active face (the CLI
         opens its first photo before the chat starts)."""
-        job = Job(kind="photo")
         write = await asyncio.to_thread(
             self.store.write_turn,
             self.platform,
             user,
             chat,
-            messages=[("user", "[photo]")],
-            job=job,
+            messages=[("user", _photo_label(name))],
+            job=Job(kind="photo"),
         )
         return await self.jobs.store_face(write.job_id or 0, write.user_id, opened, photo, name)
 
