@@ -125,15 +125,22 @@ class ConversationCore:
         self,
         user: str,
         chat: str,
-        photo: bytes,
+        photo: bytes | Callable[[], Awaitable[bytes]],
         name: str = "",
         progress: Progress | None = None,
         update_id: str | None = None,
     ) -> Reply:
-        """Find and encode the face; it becomes the chat's active face."""
+        """Find and encode the face; it becomes the chat's active face.
+
+        ``photo`` may be a coroutine function that downloads it: it is called in the
+        chat's turn, so a text sent right after the photo waits for its face, and only
+        once the flood limit let the message through.
+        """
         if (limited := self._rate.check(user)) is not None:
             return limited
-        async with self._in_order(user, chat):  # a text sent right after waits for the face
+        async with self._in_order(user, chat):
+            if not isinstance(photo, bytes):
+                photo = await photo()
             # The photo is on disk before the job row that points at it.
             path = incoming(self.store, photo)
             await asyncio.to_thread(atomic_write, path, photo)
