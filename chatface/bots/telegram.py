@@ -35,9 +35,9 @@ from telegram.ext import (
     filters,
 )
 
-from chatface.bots.conversation import COMMANDS, ConversationCore, Reply
+from chatface.bots.conversation import COMMANDS, ConversationCore, Delivery, Reply
 from chatface.bots.telegram_status import StatusMessage
-from chatface.errors import ChatFaceError
+from chatface.errors import ChatFaceError, ImageError, ImageTooLargeError
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -48,15 +48,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-PREFIX = "cf:"  # callback data of our buttons: "cf:undo", "cf:forget:yes", ...
+# Callback data of our buttons, with the id of the user they belong to (64 bytes at most):
+# "cf:undo:5001", "cf:forget:yes:5001"; messages from before owners have "cf:undo".
+PREFIX = "cf:"
 RESULT_BUTTONS = (("Undo", "undo"), ("Redo", "redo"), ("Original", "original"), ("Reset", "reset"))
 FULL = ("full", "Send the latest result as a full-size file", "以文件发送最新结果的原图")
 HINT = "Send me a photo with a face, or tell me what to change."
 MAX_TEXT, MAX_CAPTION = 4096, 1024  # Telegram's limits, in characters
+STOP_TIMEOUT_S = 25.0  # at a stop, handlers that run get this long to finish
+NOT_YOURS = "These buttons belong to someone else's photo; send your own photo to edit it."
 
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_button(data: str) -> tuple[str, str, str | None]:
+    """A button's command, its argument ("yes" of forget) and its owner's user id (None
+    on buttons sent before they had one: they belong to whoever presses them)."""
+    name, *rest = data.removeprefix(PREFIX).split(":")
+    arg = rest.pop(0) if name == "forget" and rest else ""
+    return name, arg, rest[0] if rest else None
 
 
 class TelegramBot:
@@ -85,21 +97,29 @@ class TelegramBot:
         assert message is not None and user is not None
         media = message.photo[-1] if message.photo else message.document
         assert media is not None
-        chat, bot = message.chat_id, context.bot
-        # Refused before downloading; getFile may know the size when the message did not.
-        file = None if (media.file_size or 0) > self.max_bytes else await media.get_file()
-        size = (media if file is None else file).file_size or 0
-        if file is None or size > self.max_bytes:
-            limit = f"the limit is {self.max_bytes / 1e6:.0f} MB"
-            text = f"The file is {size / 1e6:.1f} MB; {limit}, so send a smaller photo."
-            await self.send(bot, chat, Reply(text, error=True))
+        chat, bot, owner = message.chat_id, context.bot, str(user.id)
+        if (media.file_size or 0) > self.max_bytes:  # refused before downloading
+            reply = Reply(self._too_large(media.file_size or 0), error=True)
+            await self.send(bot, chat, reply, owner=owner)
             return
-        data = bytes(await file.download_as_bytearray())
+
+        async def download() -> bytes:
+            """Called by the core in the chat's turn, once the flood limit let it through."""
+            try:
+                file = await media.get_file()  # it may know the size when the message did not
+                if (file.file_size or 0) > self.max_bytes:
+                    raise ImageTooLargeError(self._too_large(file.file_size or 0))
+                return bytes(await file.download_as_bytearray())
+            except TelegramError as exc:
+                logger.warning("a photo could not be downloaded (%s)", type(exc).__name__)
+                raise ImageError("I could not download that photo; please send it again.") from None
+
         name, uid = getattr(media, "file_name", None) or "", f"tg:{update.update_id}"
         reply = await self._answer(
             bot,
             chat,
-            lambda p: self.core.receive_photo(str(user.id), str(chat), data, name, p, uid),
+            owner,
+            lambda p: self.core.receive_photo(owner, str(chat), download, name, p, uid),
             "Reading the face",
         )
         caption = (message.caption or "").strip()
@@ -107,20 +127,27 @@ class TelegramBot:
             await self._answer(
                 bot,
                 chat,
-                lambda p: self.core.receive_text(str(user.id), str(chat), caption, p, uid + "+"),
+                owner,
+                lambda p: self.core.receive_text(owner, str(chat), caption, p, uid + "+"),
             )
+
+    def _too_large(self, size: int) -> str:
+        limit = f"the limit is {self.max_bytes / 1e6:.0f} MB"
+        return f"The file is {size / 1e6:.1f} MB; {limit}, so send a smaller photo."
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, user = update.effective_message, update.effective_user
         assert message is not None and user is not None
         text, chat, uid = message.text or "", message.chat_id, f"tg:{update.update_id}"
+        owner = str(user.id)
         if not text.strip():
-            await self.send(context.bot, chat, Reply(HINT))
+            await self.send(context.bot, chat, Reply(HINT), owner=owner)
             return
         await self._answer(
             context.bot,
             chat,
-            lambda p: self.core.receive_text(str(user.id), str(chat), text, p, uid),
+            owner,
+            lambda p: self.core.receive_text(owner, str(chat), text, p, uid),
         )
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -128,18 +155,23 @@ class TelegramBot:
         assert message is not None and message.text and user is not None
         name = message.text.split()[0][1:].split("@")[0].lower()
         arg, chat, uid = " ".join(context.args or ()), message.chat_id, f"tg:{update.update_id}"
+        owner = str(user.id)
         await self._answer(
             context.bot,
             chat,
-            lambda p: self.core.command(str(user.id), str(chat), name, arg, p, uid),
+            owner,
+            lambda p: self.core.command(owner, str(chat), name, arg, p, uid),
         )
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None and query.message is not None
-        await query.answer()
-        name, _, arg = query.data.removeprefix(PREFIX).partition(":")
+        name, arg, owner = parse_button(query.data)
         user, chat, uid = str(query.from_user.id), query.message.chat.id, f"tg:{update.update_id}"
+        if owner not in (None, user):  # a result or question of someone else in a group
+            await query.answer(NOT_YOURS, show_alert=True)
+            return
+        await query.answer()
         if name == FULL[0]:
             await self._send_full(context.bot, user, chat)
         elif name == "forget":  # the confirmation's own message becomes the answer
@@ -149,7 +181,10 @@ class TelegramBot:
                     await query.edit_message_text(_clip(reply.text, MAX_TEXT))
         elif name in {command for _, command in RESULT_BUTTONS}:
             await self._answer(
-                context.bot, chat, lambda p: self.core.command(user, str(chat), name, "", p, uid)
+                context.bot,
+                chat,
+                user,
+                lambda p: self.core.command(user, str(chat), name, "", p, uid),
             )
 
     async def on_full(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -159,7 +194,7 @@ class TelegramBot:
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Stickers, voice notes, unknown commands, ...: say what the bot takes."""
         if update.effective_chat is not None:
-            await self.send(context.bot, update.effective_chat.id, Reply(HINT))
+            await context.bot.send_message(update.effective_chat.id, HINT)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         logger.error("a Telegram update failed", exc_info=context.error)
@@ -169,12 +204,16 @@ class TelegramBot:
                 await context.bot.send_message(update.effective_chat.id, text)
 
     async def recover(self, bot: Bot) -> None:
-        """Answer the jobs the last run left unfinished (once, at start-up)."""
-        for delivery in await self.core.recover():
+        """Carry out the jobs the last run left unfinished (once, at start-up), answering
+        each as it is done."""
+
+        async def deliver(delivery: Delivery) -> None:
             try:
-                await self.send(bot, int(delivery.chat), delivery.reply)
+                await self.send(bot, int(delivery.chat), delivery.reply, owner=delivery.user)
             except TelegramError as exc:  # e.g. the user blocked the bot meanwhile
                 logger.warning("a recovered reply could not be delivered: %s", exc)
+
+        await self.core.recover(deliver)
 
     # --- replies -------------------------------------------------------------------------
 
@@ -182,24 +221,29 @@ class TelegramBot:
         self,
         bot: Bot,
         chat: int,
+        owner: str,
         call: Callable[[Progress], Awaitable[Reply]],
         label: str = "Rendering",
     ) -> Reply:
-        """Run a core call with a status message for its progress; send its reply."""
+        """Run a core call of ``owner`` with a status message for its progress; send its
+        reply (a user error raised on the way, such as a failed download, is one too)."""
         status = StatusMessage(bot, chat, self.status_interval_s, label)
         try:
             reply = await call(status.progress)
+        except ChatFaceError as exc:
+            reply = Reply(str(exc), error=True)
         finally:
             await status.close()
-        await self.send(bot, chat, reply)
+        await self.send(bot, chat, reply, owner=owner)
         return reply
 
-    async def send(self, bot: Bot, chat: int, reply: Reply) -> None:
-        """Send a core reply: a result photo with buttons, another image, or a message."""
+    async def send(self, bot: Bot, chat: int, reply: Reply, *, owner: str) -> None:
+        """Send a core reply of ``owner`` (the user whose buttons it gets): a result photo
+        with buttons, another image, or a message."""
         if reply.empty:
             return  # a duplicate update, a replaced render, a repeated flood warning
         if reply.confirm == "forget":
-            keyboard = [[InlineKeyboardButton(label, callback_data=f"{PREFIX}forget:{arg}")
+            keyboard = [[InlineKeyboardButton(label, callback_data=f"{PREFIX}forget:{arg}:{owner}")
                          for label, arg in (("Yes, delete", "yes"), ("No", "no"))]]  # fmt: skip
             markup = InlineKeyboardMarkup(keyboard)
             await bot.send_message(chat, _clip(reply.text, MAX_TEXT), reply_markup=markup)
@@ -210,9 +254,9 @@ class TelegramBot:
         result = reply.plan is not None and not reply.error
         markup = None
         if result:
-            row = [InlineKeyboardButton(label, callback_data=PREFIX + name)
+            row = [InlineKeyboardButton(label, callback_data=f"{PREFIX}{name}:{owner}")
                    for label, name in RESULT_BUTTONS]  # fmt: skip
-            full = [InlineKeyboardButton("Full size", callback_data=PREFIX + FULL[0])]
+            full = [InlineKeyboardButton("Full size", callback_data=f"{PREFIX}{FULL[0]}:{owner}")]
             markup = InlineKeyboardMarkup([row, full])
         filename = "chatface.png" if reply.image_type in (None, "image/png") else "chatface.jpg"
         caption = _clip(reply.text, MAX_CAPTION) or None
@@ -229,7 +273,7 @@ class TelegramBot:
         """The chat's current image as a file: nothing is lost to Telegram's compression."""
         reply = await self.core.current(user, str(chat))
         if reply.image is None:
-            await self.send(bot, chat, reply)
+            await self.send(bot, chat, reply, owner=user)
             return
         await bot.send_chat_action(chat, ChatAction.UPLOAD_DOCUMENT)
         await bot.send_document(chat, reply.image, filename="chatface.png", caption=reply.text)
@@ -287,8 +331,10 @@ async def running(
     webhook: Webhook | None = None,
     status_interval_s: float = 1.0,
     poll_timeout_s: float = 10.0,
+    stop_timeout_s: float = STOP_TIMEOUT_S,
 ) -> AsyncIterator[Application]:
-    """The bot serving updates (polling or webhook) while the block runs."""
+    """The bot serving updates (polling or webhook) while the block runs; at its end it
+    stops as :func:`stop` says."""
     quiet_loggers()
     builder = ApplicationBuilder().token(token).concurrent_updates(True)
     builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
@@ -327,9 +373,19 @@ async def running(
             yield app
         finally:
             await app.updater.stop()  # type: ignore[union-attr]
-            await app.stop()
+            await stop(app, stop_timeout_s)
     finally:
         await app.shutdown()
+
+
+async def stop(app: Application, timeout_s: float) -> None:
+    """Stop taking updates and let the handlers and the recovery that run finish: PTB's
+    ``Application.stop`` waits for them, here for at most ``timeout_s``. What is cut off
+    then stays an unfinished job, carried out at the next start."""
+    try:
+        await asyncio.wait_for(app.stop(), timeout_s)
+    except TimeoutError:
+        logger.warning("stopped without waiting longer for the updates still being handled")
 
 
 def run(
@@ -342,8 +398,8 @@ def run(
     webhook: Webhook | None = None,
     announce: Callable[[str], None] = logger.info,
 ) -> None:
-    """Serve until SIGINT or SIGTERM; then stop taking updates, finish the handlers that
-    run, and close the render queue and the store."""
+    """Serve until SIGINT or SIGTERM; then stop taking updates, let the handlers that run
+    finish (for up to ``STOP_TIMEOUT_S``), and close the render queue and the store."""
 
     async def serve() -> None:
         from chatface.engine.queue import LocalRenderQueue

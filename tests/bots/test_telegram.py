@@ -49,12 +49,17 @@ FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 PHOTO = (FACES / "grace_hopper.jpg").read_bytes()
 CHAT = USER = 5001
 WAIT_S = 60.0  # for a reply; they come in well under a second on an idle machine
-RESULT_KEYBOARD = {"inline_keyboard": [
-    [{"text": "Undo", "callback_data": "cf:undo"}, {"text": "Redo", "callback_data": "cf:redo"},
-     {"text": "Original", "callback_data": "cf:original"},
-     {"text": "Reset", "callback_data": "cf:reset"}],
-    [{"text": "Full size", "callback_data": "cf:full"}],
-]}  # fmt: skip
+
+
+def result_keyboard(owner: int | str = USER) -> dict[str, Any]:
+    """The buttons under a result of ``owner`` (with no owner: as sent before they had one)."""
+    suffix = f":{owner}" if owner != "" else ""
+    return {"inline_keyboard": [
+        [{"text": label, "callback_data": f"cf:{name}{suffix}"}
+         for label, name in (("Undo", "undo"), ("Redo", "redo"), ("Original", "original"),
+                             ("Reset", "reset"))],
+        [{"text": "Full size", "callback_data": f"cf:full{suffix}"}],
+    ]}  # fmt: skip
 
 
 @pytest.fixture
@@ -63,12 +68,19 @@ def server() -> Any:
         yield fake
 
 
+def make_engine(pm, monkeypatch: pytest.MonkeyPatch, **settings: str) -> Engine:  # type: ignore[no-untyped-def]
+    """The tiny backend with one encoding and two rendering steps, unless ``settings``
+    (CHATFACE_* variables) say otherwise."""
+    defaults = {"CHATFACE_ENGINE_BACKEND": "tiny", "CHATFACE_RENDER_ENCODE_STEPS": "1",
+                "CHATFACE_RENDER_STEPS": "2"}  # fmt: skip
+    for name, value in {**defaults, **settings}.items():
+        monkeypatch.setenv(name, value)
+    return Engine(load_config(), pm)
+
+
 @pytest.fixture
 def engine(pm, monkeypatch: pytest.MonkeyPatch) -> Engine:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CHATFACE_ENGINE_BACKEND", "tiny")
-    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "1")
-    monkeypatch.setenv("CHATFACE_RENDER_STEPS", "2")
-    return Engine(load_config(), pm)
+    return make_engine(pm, monkeypatch)
 
 
 async def waited(server: FakeTelegramServer, method: str, *args: Any, **params: Any) -> Call:
@@ -128,9 +140,9 @@ def test_photo_edit_with_status_then_buttons(server: FakeTelegramServer, engine:
             server.user_sends_text(CHAT, USER, "make her smile")
             smile = await waited(server, "sendPhoto", since=got.index)
             message_id = smile.result["message_id"]
-            server.user_presses_button(CHAT, USER, message_id, "cf:full")
+            server.user_presses_button(CHAT, USER, message_id, f"cf:full:{USER}")
             full = await waited(server, "sendDocument", since=smile.index)
-            server.user_presses_button(CHAT, USER, message_id, "cf:undo")
+            server.user_presses_button(CHAT, USER, message_id, f"cf:undo:{USER}")
             undone = await waited(server, "sendPhoto", since=full.index)
             return {"got": got, "smile": smile, "full": full, "undone": undone}
 
@@ -138,7 +150,7 @@ def test_photo_edit_with_status_then_buttons(server: FakeTelegramServer, engine:
     assert seen["got"].params["text"].startswith("Got the face")
     smile = seen["smile"]
     assert smile.params["caption"] == "Adding a medium smile."
-    assert smile.params["reply_markup"] == RESULT_KEYBOARD
+    assert smile.params["reply_markup"] == result_keyboard()
     upload = smile.upload("photo")
     assert (upload.filename, upload.content_type) == ("chatface.png", "image/png")
     original = pixels(PHOTO)
@@ -163,7 +175,7 @@ def test_photo_edit_with_status_then_buttons(server: FakeTelegramServer, engine:
     assert len(answers) == 2 and all(set(a) == {"callback_query_id"} for a in answers.values())
     undone = seen["undone"]
     assert np.array_equal(pixels(undone.upload("photo").data), original)
-    assert undone.params["reply_markup"] == RESULT_KEYBOARD
+    assert undone.params["reply_markup"] == result_keyboard()
     assert failures(server) == [] and server.pending_updates() == []
 
 
@@ -210,7 +222,9 @@ def test_commands_menu_and_forget_with_confirmation(
             ask = await waited(server, "sendMessage", lambda c: "reply_markup" in c.params)
             here = await asyncio.to_thread(core.store.find_user, "telegram", str(USER))
             assert here is not None
-            server.user_presses_button(CHAT, USER, ask.result["message_id"], "cf:forget:yes")
+            server.user_presses_button(
+                CHAT, USER, ask.result["message_id"], f"cf:forget:yes:{USER}"
+            )
             await waited(server, "editMessageText", message_id=ask.result["message_id"])
             gone = await asyncio.to_thread(core.store.find_user, "telegram", str(USER))
             assert gone is None
@@ -221,8 +235,8 @@ def test_commands_menu_and_forget_with_confirmation(
     assert answered["text"].startswith("Done: I deleted everything")
     assert "reply_markup" not in answered  # the Yes/No buttons are gone
     assert ask.params["reply_markup"] == {"inline_keyboard": [[
-        {"text": "Yes, delete", "callback_data": "cf:forget:yes"},
-        {"text": "No", "callback_data": "cf:forget:no"},
+        {"text": "Yes, delete", "callback_data": f"cf:forget:yes:{USER}"},
+        {"text": "No", "callback_data": f"cf:forget:no:{USER}"},
     ]]}  # fmt: skip
     start, help_, attributes, status, history, forget = texts(server, CHAT)
     assert (start, help_, history) == (WELCOME, HELP, NO_FACE)
@@ -311,6 +325,112 @@ def test_a_flood_gets_a_polite_limit_and_others_are_still_served(
     limit = engine.config["bots.rate_limit_per_minute"]
     assert len(answers) == limit + 1  # each accepted message, and one warning
     assert answers.count(TOO_FAST) == 1
+    assert failures(server) == []
+
+
+def no_face_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), (120, 160, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_flood_of_photos_is_limited_before_any_download(
+    server: FakeTelegramServer,
+    pm,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    engine = make_engine(pm, monkeypatch, CHATFACE_BOTS_RATE_LIMIT_PER_MINUTE="3")
+    photo = no_face_png()  # quick to refuse: the test is about what is downloaded
+
+    async def scenario() -> None:
+        async with serving(server, engine):
+            for _ in range(50):
+                server.user_sends_photo(CHAT, USER, photo)
+            await waited(server, "sendMessage", lambda c: len(texts(server, CHAT)) > 3)
+            server.user_sends_command(CHAT + 1, USER + 1, "/help")  # others are still served
+            await waited(server, "sendMessage", in_chat(CHAT + 1))
+
+    run(scenario())
+    answers = texts(server, CHAT)
+    assert answers.count(TOO_FAST) == 1 and len(answers) == 4
+    assert all(a.startswith("No face found") for a in answers if a != TOO_FAST), answers
+    assert len(server.calls_to("getFile")) == 3  # the refused photos were never fetched
+    assert failures(server) == []
+
+
+def test_a_text_sent_right_after_a_photo_is_planned_on_its_face(
+    server: FakeTelegramServer, engine: Engine
+) -> None:
+    """Both arrive in one batch and are handled at once; the photo is downloaded in the
+    chat's turn, so the text waits for its face instead of finding none."""
+    server.user_sends_photo(CHAT, USER, PHOTO)
+    server.user_sends_text(CHAT, USER, "make her smile")  # before the first poll: one batch
+
+    async def scenario() -> Call | None:
+        async with serving(server, engine):
+            await waited(server, "sendMessage", lambda c: c.params["text"].startswith("Got"))
+            if NO_FACE in texts(server, CHAT):
+                return None
+            return await waited(server, "sendPhoto")
+
+    smile = run(scenario())
+    assert NO_FACE not in texts(server, CHAT)
+    assert smile is not None and smile.params["caption"] == "Adding a medium smile."
+    assert len(server.deliveries[0]) == 2  # the two did come together
+    assert failures(server) == []
+
+
+def test_buttons_in_a_group_belong_to_whoever_got_the_result(
+    server: FakeTelegramServer, engine: Engine
+) -> None:
+    """A button acts on the presser's own session: someone else pressing Undo under your
+    result is told so, privately, and nothing else happens. Buttons sent before they
+    named their owner still act for whoever presses them."""
+    group, other = -4001, USER + 1
+
+    async def scenario() -> dict[str, Call]:
+        async with serving(server, engine):
+            server.user_sends_photo(group, USER, PHOTO, caption="make her smile")
+            smile = await waited(server, "sendPhoto", in_chat(group))
+            message_id = smile.result["message_id"]
+            server.user_presses_button(group, other, message_id, f"cf:undo:{USER}")
+            refused = await waited(server, "answerCallbackQuery", since=smile.index)
+            server.user_presses_button(group, USER, message_id, f"cf:undo:{USER}")
+            undone = await waited(server, "sendPhoto", in_chat(group), since=refused.index)
+            server.replace_buttons(group, message_id, result_keyboard(""))
+            server.user_presses_button(group, USER, message_id, "cf:redo")
+            redone = await waited(server, "sendPhoto", in_chat(group), since=undone.index + 1)
+            return {"smile": smile, "refused": refused, "undone": undone, "redone": redone}
+
+    seen = run(scenario())
+    smile = seen["smile"]
+    assert smile.params["reply_markup"] == result_keyboard(USER)
+    refused = seen["refused"].params
+    assert refused["text"] == telegram.NOT_YOURS and refused["show_alert"] is True
+    assert np.array_equal(pixels(seen["undone"].upload("photo").data), pixels(PHOTO))
+    assert seen["redone"].upload("photo").data == smile.upload("photo").data
+    after = [c for c in server.calls[smile.index :] if c.method == "sendMessage"]
+    assert after == []  # the other user got no "send me a photo first" in the group
+    assert failures(server) == []
+
+
+def test_a_stop_lets_the_edit_being_rendered_finish(
+    server: FakeTelegramServer,
+    pm,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """PTB's ``Application.stop`` waits for the handlers that run (we bound the wait): an
+    edit still rendering when the bot is stopped is sent before it exits."""
+    engine = make_engine(pm, monkeypatch, CHATFACE_RENDER_STEPS="20")
+
+    async def scenario() -> None:
+        async with serving(server, engine):
+            server.user_sends_photo(CHAT, USER, PHOTO, caption="make her smile")
+            await waited(server, "editMessageText", text="Rendering 1/20")
+
+    run(scenario())
+    (result,) = server.calls_to("sendPhoto")
+    assert result.params["caption"] == "Adding a medium smile."
     assert failures(server) == []
 
 
@@ -505,7 +625,7 @@ def test_webhook_mode_end_to_end(
     assert second_set.params == first_set.params and TOKEN.split(":")[1] not in secret
     assert [response.status_code for response in seen["forged"]] == [403, 403]
     assert not [c for c in server.calls if c.params.get("chat_id") == stranger]
-    assert seen["smile"].params["reply_markup"] == RESULT_KEYBOARD
+    assert seen["smile"].params["reply_markup"] == result_keyboard()
     assert not server.calls_to("getUpdates") and not server.calls_to("deleteWebhook")
     # Stopping called nothing; Telegram kept the webhook and the update sent meanwhile.
     assert [c.method for c in seen["stop"]] == [WEBHOOK]

@@ -153,6 +153,12 @@ class FakeTelegramServer(CallLog, MethodsMixin, WebhookMixin):
                 if m["from"]["id"] == self.bot["id"] and chat_id in (None, chat)
             ]  # fmt: skip
 
+    def replace_buttons(self, chat_id: int, message_id: int, markup: dict[str, Any]) -> None:
+        """Give a message of the bot other inline buttons, e.g. those an older version of
+        the bot sent."""
+        with self._lock:
+            self.messages[(chat_id, message_id)]["reply_markup"] = tg.inline_keyboard(markup)
+
     def file_bytes(self, file_id: str) -> bytes:
         with self._lock:
             return self.files[file_id].data
