@@ -526,3 +526,18 @@ def test_current_is_the_latest_result_at_full_size(setup) -> None:
         assert same((await chat.current("u14", "c")).image, smile)
 
     run(engine, store, "telegram", restarted)
+
+
+def test_the_flood_limit_forgets_quiet_people(monkeypatch) -> None:
+    from chatface.bots import replies
+
+    monkeypatch.setattr(replies, "SWEEP_AT", 3)
+    clock = [0.0]
+    monkeypatch.setattr(replies.time, "monotonic", lambda: clock[0])
+    limit = replies.RateLimit(1)
+    for user in "abcd":
+        assert limit.check(user) is None
+    assert limit.check("a") is not None and limit.check("a").empty  # warned once, then silent
+    clock[0] = 61.0
+    assert limit.check("e") is None
+    assert set(limit._seen) == {"e"}  # the others were quiet for a minute
