@@ -28,12 +28,13 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from chatface.bots.faces import FaceCache
-from chatface.bots.jobs import Jobs, incoming
+from chatface.bots.jobs import Deliver, Jobs, new_incoming
 from chatface.bots.replies import (
     COMMANDS,
     EMPTY_TEXT,
@@ -49,7 +50,7 @@ from chatface.bots.replies import (
     Reply,
 )
 from chatface.engine.types import EditPlan, Progress, SessionState
-from chatface.errors import ChatFaceError
+from chatface.errors import ChatFaceError, StorageError
 from chatface.files import atomic_write
 from chatface.storage.models import Job
 
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from chatface.storage import Edit, Store
     from chatface.storage.store import TurnView
 
+logger = logging.getLogger(__name__)
 # What front ends import from here.
 __all__ = ["COMMANDS", "NO_FACE", "TOO_FAST", "Command", "ConversationCore", "Delivery", "Reply"]
 
@@ -73,7 +75,6 @@ _COMMAND_PLANS = {
     "reset": EditPlan("reset"),
     "original": EditPlan("show_original"),
 }
-_MOVES = {"edit": "edit", "undo": "undo", "redo": "redo", "reset": "reset"}
 
 
 def _photo_label(name: str) -> str:
@@ -142,7 +143,7 @@ class ConversationCore:
             if not isinstance(photo, bytes):
                 photo = await photo()
             # The photo is on disk before the job row that points at it.
-            path = incoming(self.store, photo)
+            path = new_incoming(self.store)
             await asyncio.to_thread(atomic_write, path, photo)
             job = Job(kind="photo", photo_path=str(path.relative_to(self.store.files_dir)))
             write = await asyncio.to_thread(
@@ -155,8 +156,11 @@ class ConversationCore:
                 job=job,
             )
             if write.handled:
+                path.unlink(missing_ok=True)
                 return SILENT
-            return await self.jobs.encode(write.job_id or 0, write.user_id, photo, name, progress)
+            return await self.jobs.encode(
+                write.job_id or 0, write.user_id, photo, name, progress, path
+            )
 
     async def add_face(
         self, user: str, chat: str, opened: OpenedFace, photo: bytes, name: str = ""
@@ -221,9 +225,9 @@ class ConversationCore:
         if name == "forget":
             return await self._forget(user, arg)
         if name == "status":
-            return self.jobs.status(user)
+            return self.jobs.status(user, chat)
         if name == "cancel":
-            return self.jobs.cancel(user)
+            return self.jobs.cancel(user, chat)
         plan = _COMMAND_PLANS.get(name)
         if plan is None and name not in ("start", "history"):
             known = ", ".join(f"/{c.name}" for c in COMMANDS)
@@ -262,10 +266,11 @@ class ConversationCore:
         opened, _ = await self.faces.opened(view.face)
         return await self.faces.image_reply("The original, full size.", opened.photo, None)
 
-    async def recover(self) -> list[Delivery]:
+    async def recover(self, deliver: Deliver) -> int:
         """Finish the jobs that were queued or running when this platform's bot stopped
-        (a crash, kill -9, a restart); returns the replies to send to their chats."""
-        return await self.jobs.recover()
+        (a crash, kill -9, a restart), each reply sent with ``deliver`` as soon as its job
+        is done; returns how many there were. Call it once, at start-up."""
+        return await self.jobs.recover(deliver)
 
     # --- turns --------------------------------------------------------------------------
 
@@ -348,7 +353,7 @@ class ConversationCore:
                 update_key=self._update_key(update_id),
                 messages=[("user", said)] if said else [],
                 face_id=face.id,
-                move=_MOVES[plan.action],
+                move=plan.action,
                 plan_json=plan.to_json(),
                 new_state=new_state,
                 reply=text,
@@ -366,6 +371,7 @@ class ConversationCore:
                 self.jobs.render,
                 write.job_id,
                 user,
+                chat,
                 write.user_id,
                 face,
                 current,
@@ -381,7 +387,7 @@ class ConversationCore:
             reply = await self.faces.image_reply(text, opened.photo, plan)
         return reply
 
-    # --- jobs ---------------------------------------------------------------------------
+    # --- /forget and /history ---------------------------------------------------------
 
     async def _forget(self, user: str, arg: str) -> Reply:
         answer = arg.strip().lower()
@@ -390,8 +396,17 @@ class ConversationCore:
         if answer not in ("yes", "y"):
             return Reply(FORGET_ASK, confirm="forget")
         self.jobs.drop(user)
-        counts = await asyncio.to_thread(self.store.forget_user, self.platform, user)
-        self.faces.clear()  # cheap to refill; no face of this user may stay in memory
+        try:
+            counts = await asyncio.to_thread(self.store.forget_user, self.platform, user)
+        except StorageError as exc:  # e.g. files that could not be removed: for the operator
+            logger.error("Forgetting a %s user failed: %s", self.platform, exc)
+            return Reply(
+                "Something went wrong while deleting your data; it is not all gone yet. "
+                "Please try /forget again later.",
+                error=True,
+            )
+        finally:
+            self.faces.clear()  # cheap to refill; no face of this user may stay in memory
         faces, edits = counts.get("faces", 0), counts.get("edits", 0)
         return Reply(
             f"Done: I deleted everything I had stored about you ({faces} face(s), "

@@ -47,16 +47,19 @@ class FaceCache:
         (after a restart, or when the cache dropped it)."""
         cached = self._faces.get(face.id or 0)
         if cached is None:
-            cached = await asyncio.to_thread(self._decode, face)
+            cached = await asyncio.to_thread(self._decode, face.id or 0)
         self.remember(face.id or 0, *cached)
         return cached
 
-    def _decode(self, face: Face) -> tuple[OpenedFace, bytes]:
+    def _decode(self, face_id: int) -> tuple[OpenedFace, bytes]:
         from PIL import Image
 
         from chatface.engine.editor import OpenedFace
         from chatface.engine.faces import AlignedFace, load_image
 
+        # Read again, blobs included: the row a turn read may have come without them
+        # (the face was cached then), and the face may be gone (/forget).
+        face = self.store.get_face(face_id)
         if not face.photo_path:
             raise StorageError("This face has no stored photo; please send the photo again.")
         aligned = AlignedFace.from_to_photo(

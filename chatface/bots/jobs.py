@@ -2,19 +2,24 @@
 
 Each job is a row written before the work starts (by the turn that asks for it), carried
 out here, and ended in one write with its result and reply; a job the last run left
-unfinished (a crash, kill -9) is carried out by :meth:`Jobs.recover` at the next start.
-Renders go through the render queue as data-only requests; a failed or cancelled render
-takes its edit back.
+unfinished (a crash, kill -9, a stop) is carried out by :meth:`Jobs.recover` at the next
+start. Renders go through the render queue as data-only requests, keyed by the chat
+(user and chat), so a newer edit replaces only the same chat's waiting one. A failed or
+cancelled render takes its edit back; a render overtaken by a newer move (an undo sent
+while it rendered) is kept for redo but not sent; work cut off by the queue closing
+stays unfinished, for the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,19 +42,28 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25  # a new face's encoding steps are reported at most this often
 KEEP_HANDLED = timedelta(days=7)  # update ids and finished jobs are kept this long
+Deliver = Callable[[Delivery], Awaitable[None]]
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def incoming(store: Store, photo: bytes) -> Path:
-    """Where a photo waits, named by its content, until its face is stored."""
-    return store.files_dir / "incoming" / f"{_digest(photo)}.bin"
+def new_incoming(store: Store) -> Path:
+    """Where a photo waits until its face is stored: a name of its own for each message."""
+    return store.files_dir / "incoming" / f"{uuid.uuid4().hex}.bin"
+
+
+def _discard(path: Path) -> None:
+    """Remove a file written for a user who was forgotten meanwhile (and its folder if
+    that leaves it empty): no personal data may stay behind."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty, or gone
+        path.parent.rmdir()
 
 
 class Jobs:
-    """Carries out the jobs of one platform's users; knows each user's newest render."""
+    """Carries out the jobs of one platform's users; knows each chat's newest render."""
 
     def __init__(
         self,
@@ -62,62 +76,76 @@ class Jobs:
     ) -> None:
         self.engine, self.store, self.queue, self.faces = engine, store, queue, faces
         self.platform, self.backend = platform, backend  # the backend for new photos
-        self.active: dict[str, tuple[RenderJob, int]] = {}  # queue user -> newest render
+        self._active: dict[tuple[str, str], tuple[RenderJob, int]] = {}  # (user, chat) ->
         self._cancelled: set[int] = set()  # job rows cancelled with /cancel
 
-    def queue_user(self, user: str) -> str:
-        return f"{self.platform}:{user}"
-
-    async def recover(self) -> list[Delivery]:
-        """Finish the jobs that were queued or running when this platform's bot stopped
-        (a crash, kill -9, a restart); returns the replies to send to their chats."""
+    async def recover(self, deliver: Deliver) -> int:
+        """Carry out the jobs that were queued or running when this platform's bot
+        stopped; each reply goes to ``deliver`` as soon as its job is done. Returns how
+        many jobs there were."""
         await asyncio.to_thread(self.store.prune, utc_now() - KEEP_HANDLED)
         rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform)
         if rows:
             logger.info("Recovering %d unfinished job(s)", len(rows))
 
-        async def one(job: Job, user_id: int, user: str, chat: str) -> Delivery:
+        async def one(job: Job, user_id: int, user: str, chat: str) -> None:
             try:
-                reply = await self._resume(job, user, user_id)
+                reply = await self._resume(job, user, chat, user_id)
             except Exception:
                 logger.exception("Could not recover job %s", job.id)
-                reply = Reply(FAILED, error=True)
-                await asyncio.to_thread(
-                    self.store.finish_job, job.id or 0, "failed", reply=FAILED, error="recovery"
-                )
-            return Delivery(user, chat, reply)
+                reply = await self._fail(job.id or 0, FAILED, "recovery")
+            if not reply.empty:
+                await deliver(Delivery(user, chat, reply))
 
-        deliveries = await asyncio.gather(*(one(*row) for row in rows))
-        return [d for d in deliveries if not d.reply.empty]
+        results = await asyncio.gather(*(one(*row) for row in rows), return_exceptions=True)
+        for error in results:
+            if isinstance(error, Exception):
+                logger.error("A recovered reply could not be delivered: %s", error)
+        return len(rows)
+
+    # --- photos -------------------------------------------------------------------------
 
     async def encode(
-        self, job_id: int, user_id: int, photo: bytes, name: str, progress: Progress | None
+        self,
+        job_id: int,
+        user_id: int,
+        photo: bytes,
+        name: str,
+        progress: Progress | None,
+        incoming: Path | None = None,
     ) -> Reply:
-        """A photo job: find and encode the face, store it."""
+        """A photo job: find and encode the face, store it. ``incoming``: the stored
+        photo, removed once the job ends."""
         try:
             opened = await self.queue.run_model(
                 self.engine.open_face, photo, backend=self.backend, progress=_on_loop(progress)
             )
         except JobCancelledError:
-            return SILENT  # the queue closed: the job is done after the restart
-        except ChatFaceError as exc:
-            incoming(self.store, photo).unlink(missing_ok=True)
-            return await self._fail(job_id, str(exc))
+            return SILENT  # the queue closed: the next start does the job
+        except ChatFaceError as exc:  # not an image, no face, ...
+            reply = await self._fail(job_id, str(exc))
         except Exception:
             logger.exception("Encoding a photo failed (job %s)", job_id)
-            incoming(self.store, photo).unlink(missing_ok=True)
-            return await self._fail(job_id, FAILED, "unexpected error")
-        return await self.store_face(job_id, user_id, opened, photo, name)
+            reply = await self._fail(job_id, FAILED, "unexpected error")
+        else:
+            reply = await self.store_face(job_id, user_id, opened, photo, name)
+        if incoming is not None and reply is not SILENT:
+            incoming.unlink(missing_ok=True)
+        return reply
 
     async def store_face(
         self, job_id: int, user_id: int, opened: OpenedFace, photo: bytes, name: str
     ) -> Reply:
+        """Store a face opened by ``Engine.open_face`` as the end of photo job ``job_id``."""
         from chatface.engine.photos import encode_image
 
         def encode_both() -> tuple[bytes, bytes]:
             return encode_image(opened.photo)[0], encode_image(opened.aligned.image)[0]
 
-        photo_png, crop_png = await self.queue.postprocess(encode_both)
+        try:
+            photo_png, crop_png = await self.queue.postprocess(encode_both)
+        except JobCancelledError:
+            return SILENT
         latents = opened.latents.to_bytes()
         text = "Got the face. What should I change?"
         if opened.note:
@@ -132,26 +160,34 @@ class Jobs:
             source_name=name,
         )
 
-        def store_face() -> Face | None:
+        def store() -> Face | None:
             # Named by content, so the file exists before the face row that points at it.
             photo_file = self.store.user_files_dir(user_id) / f"photo-{_digest(photo)}.png"
             if not photo_file.exists():
                 atomic_write(photo_file, photo_png)
             face.photo_path = str(photo_file.relative_to(self.store.files_dir))
-            stored = self.store.finish_job(job_id, "done", reply=text, face=face)
-            incoming(self.store, photo).unlink(missing_ok=True)
-            return stored
+            end = self.store.finish_job(job_id, "done", reply=text, face=face)
+            if not end.found:  # forgotten meanwhile
+                _discard(photo_file)
+            return end.face
 
-        stored = await asyncio.to_thread(store_face)
-        if stored is None:  # forgotten meanwhile
+        try:
+            stored = await asyncio.to_thread(store)
+        except Exception:
+            logger.exception("Storing a face failed (job %s)", job_id)
+            return await self._fail(job_id, FAILED, "unexpected error")
+        if stored is None:
             return SILENT
         self.faces.remember(stored.id or 0, opened, latents)
         return Reply(text)
+
+    # --- renders ------------------------------------------------------------------------
 
     async def render(
         self,
         job_id: int,
         user: str,
+        chat: str,
         user_id: int,
         face: Face,
         current: Edit,
@@ -160,7 +196,7 @@ class Jobs:
         progress: Progress | None,
     ) -> Reply:
         """A render job: render the current edit's state, paste it back, store it."""
-        key = self.queue_user(user)
+        key = (user, chat)
         try:
             opened, latents = await self.faces.opened(face)
             request = RenderRequest.make(
@@ -170,12 +206,14 @@ class Jobs:
                 steps=plan.steps or self.engine.config["render.steps"],
                 schedule=self.engine.config["render.schedule"],
                 backend=face.backend,
-                user=key,
+                user=f"{self.platform}:{user}/{chat}",  # a newer edit replaces this chat's
             )
             job = await self.queue.submit(request, self._started(job_id, progress))
+        except JobCancelledError:
+            return SILENT  # the queue closed: the next start does the job
         except ChatFaceError as exc:  # the queue is full, the face is gone, ...
             return await self._fail(job_id, str(exc), undo=True)
-        self.active[key] = (job, job_id)
+        self._active[key] = (job, job_id)
         try:
             result = await job.result()
         except JobReplacedError:
@@ -183,7 +221,7 @@ class Jobs:
             return SILENT  # the newer message answers
         except JobCancelledError:
             if job_id not in self._cancelled:
-                return SILENT  # the queue closed: the job is done after the restart
+                return SILENT  # the queue closed: the next start does the job
             self._cancelled.discard(job_id)
             await asyncio.to_thread(self.store.finish_job, job_id, "cancelled", undo=True)
             return SILENT  # /cancel answers
@@ -193,14 +231,25 @@ class Jobs:
             logger.exception("Rendering failed (job %s)", job_id)
             return await self._fail(job_id, FAILED, "unexpected error", undo=True)
         finally:
-            if self.active.get(key, (None,))[0] is job:
-                del self.active[key]
+            if self._active.get(key, (None,))[0] is job:
+                del self._active[key]
         path = self.store.user_files_dir(user_id) / f"face-{face.id}-edit-{current.seq}.png"
-        image = await self.queue.postprocess(_finish, opened, result.crop, path)
         relative = str(path.relative_to(self.store.files_dir))
-        await asyncio.to_thread(
-            self.store.finish_job, job_id, "done", reply=text, result_path=relative
-        )
+        try:
+            image = await self.queue.postprocess(_finish, opened, result.crop, path)
+            end = await asyncio.to_thread(
+                self.store.finish_job, job_id, "done", reply=text, result_path=relative
+            )
+        except JobCancelledError:
+            return SILENT
+        except Exception:
+            logger.exception("Storing a result failed (job %s)", job_id)
+            return await self._fail(job_id, FAILED, "unexpected error", undo=True)
+        if not end.found:  # forgotten meanwhile
+            await asyncio.to_thread(_discard, path)
+            return SILENT
+        if not end.current:  # overtaken (an undo, a newer edit): kept for redo, not sent
+            return SILENT
         return Reply(text, image, "image/png", plan)
 
     def _started(self, job_id: int, progress: Progress | None) -> Progress:
@@ -211,7 +260,9 @@ class Jobs:
             nonlocal started
             if not started:
                 started = True
-                asyncio.get_running_loop().run_in_executor(None, self.store.mark_running, job_id)
+                asyncio.get_running_loop().run_in_executor(
+                    None, self.store.mark_running, job_id
+                ).add_done_callback(_log_failure)
             if progress is not None:
                 progress(done, total)
 
@@ -230,7 +281,7 @@ class Jobs:
         )
         return Reply(message, error=True)
 
-    async def _resume(self, job: Job, user: str, user_id: int) -> Reply:
+    async def _resume(self, job: Job, user: str, chat: str, user_id: int) -> Reply:
         """Carry out a job left unfinished by the last run."""
         job_id = job.id or 0
         if job.kind == "photo":
@@ -240,7 +291,7 @@ class Jobs:
                     job_id, "I lost a photo you sent in a restart; please send it again."
                 )
             photo = await asyncio.to_thread(path.read_bytes)
-            return await self.encode(job_id, user_id, photo, "", None)
+            return await self.encode(job_id, user_id, photo, "", None, path)
         face = await asyncio.to_thread(self.store.get_face, job.face_id or 0)
         current = await asyncio.to_thread(self.store.current_edit, face.id or 0)
         if current is None or current.id != job.edit_id:
@@ -248,12 +299,14 @@ class Jobs:
             await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
             return SILENT
         plan = EditPlan("edit", steps=job.steps)
-        return await self.render(job_id, user, user_id, face, current, plan, job.reply, None)
+        return await self.render(job_id, user, chat, user_id, face, current, plan, job.reply, None)
 
-    def status(self, user: str) -> Reply:
+    # --- /status, /cancel, /forget ------------------------------------------------------
+
+    def status(self, user: str, chat: str) -> Reply:
         stats = self.queue.stats()
         waiting = f"{stats.queued} render(s) waiting, {stats.running} rendering."
-        active = self.active.get(self.queue_user(user))
+        active = self._active.get((user, chat))
         position = None if active is None else self.queue.position(active[0])
         if position is None:
             return Reply(f"Nothing of yours is waiting. Queue: {waiting}")
@@ -261,21 +314,24 @@ class Jobs:
             return Reply(f"Your edit is rendering now. Queue: {waiting}")
         return Reply(f"Your edit is number {position} in the queue. Queue: {waiting}")
 
-    def cancel(self, user: str) -> Reply:
-        active = self.active.get(self.queue_user(user))
+    def cancel(self, user: str, chat: str) -> Reply:
+        active = self._active.get((user, chat))
         if active is None or active[0].state not in ("queued", "running"):
             return Reply("Nothing of yours is waiting to be cancelled.")
         job, job_id = active
-        if job_id is not None:
-            self._cancelled.add(job_id)
+        self._cancelled.add(job_id)
         self.queue.cancel(job)
         return Reply("Cancelled your edit; the photo stays as it was before it.")
 
     def drop(self, user: str) -> None:
-        """Cancel the user's render, unseen (the user is being forgotten)."""
-        active = self.active.pop(self.queue_user(user), None)
-        if active is not None:
-            self.queue.cancel(active[0])
+        """Cancel the user's renders in every chat, unseen (the user is being forgotten)."""
+        for key in [key for key in self._active if key[0] == user]:
+            self.queue.cancel(self._active.pop(key)[0])
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (error := future.exception()) is not None:
+        logger.warning("Could not mark a job running: %s", error)
 
 
 def _on_loop(progress: Progress | None) -> Progress | None:

@@ -82,6 +82,9 @@ class Delivery:
     reply: Reply
 
 
+SWEEP_AT = 10_000  # users tracked before the quiet ones are dropped
+
+
 class RateLimit:
     """At most ``per_minute`` messages per user in any 60 s; one warning per burst."""
 
@@ -95,6 +98,9 @@ class RateLimit:
         if self.per_minute <= 0:
             return None
         now = time.monotonic()
+        if len(self._seen) > SWEEP_AT:  # forget people quiet for a minute: memory stays bounded
+            self._seen = {u: s for u, s in self._seen.items() if now - s[-1] < 60}
+            self._warned = {u: t for u, t in self._warned.items() if now - t < 60}
         seen = self._seen.setdefault(user, deque())
         while seen and now - seen[0] >= 60:
             seen.popleft()

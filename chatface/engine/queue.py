@@ -209,11 +209,23 @@ class LocalRenderQueue:
     async def run_model(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run other model work (encoding a new face) on the model thread, between
         batches: the models are only ever used from that one thread."""
-        return await self._loop.run_in_executor(self._model, functools.partial(fn, *args, **kwargs))
+        return await self._in(self._model, functools.partial(fn, *args, **kwargs))
 
     async def postprocess(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` (paste-back, encoding) in the small pool, off the model thread."""
-        return await self._loop.run_in_executor(self._post, fn, *args)
+        return await self._in(self._post, functools.partial(fn, *args))
+
+    async def _in(self, pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+        """``call()`` in ``pool``; ``JobCancelledError`` once the queue is closed."""
+        if self._closed:
+            raise JobCancelledError("The render queue is closed.")
+        try:
+            return await self._loop.run_in_executor(pool, call)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closed and not (task and task.cancelling()):  # close() dropped it
+                raise JobCancelledError("The render queue closed.") from None
+            raise
 
     async def close(self) -> None:
         self._closed = True

@@ -75,6 +75,15 @@ class TurnView:
 
 
 @dataclass(frozen=True)
+class JobEnd:
+    """What ending a job found."""
+
+    found: bool  # False: the job was deleted meanwhile (/forget); nothing was written
+    face: Face | None = None  # a photo job's new face, as stored
+    current: bool = True  # a render's edit is still its face's current one
+
+
+@dataclass(frozen=True)
 class TurnWrite:
     """What a chat turn's write transaction did."""
 
@@ -551,48 +560,47 @@ class Store:
         job_id: int,
         state: str,
         *,
-        reply: str | None = "",
+        reply: str = "",
         result_path: str | None = None,
         error: str | None = None,
         face: Face | None = None,
         undo: bool = False,
-    ) -> Face | None:
-        """End a job in one write transaction: its state, the bot's ``reply`` logged (the
-        job's own reply when ``reply`` is None), a render's ``result_path`` recorded on
-        its edit, a photo job's new ``face`` added and made active; ``undo`` takes back a
-        render's edit (that failed or was cancelled) if it is still the current one.
-        Returns the face as stored; a job deleted meanwhile (/forget) is left alone."""
+    ) -> JobEnd:
+        """End a job in one write transaction: its state, a render's ``result_path``
+        recorded on its edit, a photo job's new ``face`` added and made active, and the
+        bot's ``reply`` logged (not for a render whose edit is no longer the current one:
+        that reply is never sent). ``undo`` takes back a render's edit (that failed or was
+        cancelled) if it is still the current one. A job deleted meanwhile (/forget) is
+        left alone."""
         if result_path is not None:
             _check_relative(result_path)
         with self._transaction() as session:
             job = session.get(Job, job_id)
-            if job is None:
-                return None
+            if job is None or session.get(Conversation, job.conversation_id) is None:
+                return JobEnd(found=False)
             job.state, job.error, job.finished_at = state, error, utc_now()
             session.add(job)
+            current = True
             edit = None if job.edit_id is None else session.get(Edit, job.edit_id)
-            if edit is not None and edit.face_id == job.face_id:
-                if result_path is not None:
+            if job.kind == "render":
+                face_row = None if edit is None else session.get(Face, edit.face_id)
+                current = face_row is not None and face_row.cursor == edit.seq  # type: ignore[union-attr]
+                if edit is not None and result_path is not None:
                     edit.result_path = result_path
                     session.add(edit)
-                if undo:
-                    face_row = session.get(Face, edit.face_id)
-                    if face_row is not None and face_row.cursor == edit.seq:
-                        face_row.cursor -= 1
-                        session.add(face_row)
+                if undo and current and face_row is not None:
+                    face_row.cursor -= 1
+                    session.add(face_row)
             if face is not None:
-                conversation = session.get(Conversation, job.conversation_id)
-                if conversation is None:
-                    return None
                 face.conversation_id = job.conversation_id
                 session.add(face)
                 session.flush()
-                conversation.active_face_id = job.face_id = face.id
+                conversation = session.get(Conversation, job.conversation_id)
+                conversation.active_face_id = job.face_id = face.id  # type: ignore[union-attr]
                 session.add(conversation)
-            reply = job.reply if reply is None else reply
-            if reply:
+            if reply and current:
                 self._log(session, job.conversation_id, "bot", reply)
-            return face
+            return JobEnd(found=True, face=face, current=current)
 
     def unfinished_jobs(self, platform: str) -> list[tuple[Job, int, str, str]]:
         """Jobs of ``platform``'s users that were queued or running, oldest first, each

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class Scripted:
         pass
 
     def plan(self, message, context):  # type: ignore[no-untyped-def]
+        if message == "slow smile":
+            time.sleep(0.5)
+            return SCRIPT["smile please"]
         return SCRIPT.get(message, EditPlan("chat", reply=f"state={dict(context.state.strengths)}"))
 
 
@@ -174,43 +178,156 @@ def test_bad_photos_and_users_are_kept_apart(setup) -> None:
 def test_two_users_at_once_and_the_loop_stays_free(setup) -> None:
     engine, store = setup
 
-    async def session(chat: ConversationCore) -> None:
-        for user in ("a", "b"):
+    async def session(chat: ConversationCore, gate: threading.Event) -> None:
+        for user in ("a", "b", "c"):
             await chat.receive_photo(user, "c", PHOTO.read_bytes())
-        ticks = 0
-
-        async def heartbeat() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.001)
-                ticks += 1
-
-        beat = asyncio.create_task(heartbeat())
-        replies = await asyncio.gather(
-            chat.receive_text("a", "c", "smile please"), chat.receive_text("b", "c", "quick")
+        first = asyncio.create_task(chat.receive_text("a", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)
+        # The model thread is busy (the gate is shut): the loop still answers others...
+        assert "/undo" in (await chat.receive_text("c", "c", "help")).text
+        # ...and two users' edits queued meanwhile go into one batch, fair and together.
+        both = asyncio.gather(
+            chat.receive_text("b", "c", "smile please"), chat.receive_text("c", "c", "more")
         )
-        beat.cancel()
-        assert all(r.image is not None for r in replies)
-        assert ticks > 5  # the event loop kept running while the model rendered
+        await until(lambda: chat.queue.stats().queued == 2)
+        gate.set()
+        assert (await first).image is not None
+        assert all(r.image is not None for r in await both)
         stats = chat.queue.stats()
-        assert stats.done == 2
+        assert (stats.done, stats.batches, stats.rendered) == (3, 2, 3)
 
-    run(engine, store, "telegram", session)
+    run_gated(engine, store, "telegram", session)
 
 
 def test_a_newer_message_replaces_a_waiting_render(setup) -> None:
     engine, store = setup
 
-    async def session(chat: ConversationCore) -> None:
-        await chat.receive_photo("u5", "c", PHOTO.read_bytes())
-        first, second = await asyncio.gather(
-            chat.receive_text("u5", "c", "smile please"), chat.receive_text("u5", "c", "more")
+    async def session(chat: ConversationCore, gate: threading.Event) -> None:
+        for name in ("u5", "other"):
+            await chat.receive_photo(name, "c", PHOTO.read_bytes())
+        await chat.receive_photo("u5", "elsewhere", PHOTO.read_bytes())
+        busy = asyncio.create_task(chat.receive_text("other", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)  # the model is busy
+        first = asyncio.create_task(chat.receive_text("u5", "c", "smile please"))
+        away = asyncio.create_task(chat.receive_text("u5", "elsewhere", "smile please"))
+        await until(lambda: chat.queue.stats().queued == 2)
+        second = asyncio.create_task(chat.receive_text("u5", "c", "more"))
+        assert (await first).empty  # replaced: the newer message answers
+        gate.set()
+        assert (await second).image is not None
+        assert (await away).image is not None  # another chat of the same user is not replaced
+        assert (await busy).image is not None
+        assert chat.queue.stats().replaced == 1
+
+    run_gated(engine, store, "telegram", session)
+    states = [job.state for job in jobs_of(store, "telegram", "u5")]
+    assert sorted(states) == ["cancelled", "done", "done", "done", "done"]
+
+
+def jobs_of(store: Store, platform: str, user: str) -> list[Job]:
+    from sqlmodel import Session, select
+
+    from chatface.storage import Conversation, User
+
+    with Session(store.engine) as session:
+        query = (
+            select(Job)
+            .join(Conversation, Job.conversation_id == Conversation.id)
+            .join(User, Conversation.user_id == User.id)
+            .where(User.platform == platform, User.platform_user_id == user)
         )
-        # Whichever was still waiting when the other arrived is replaced, never both.
-        assert [first.empty, second.empty].count(True) <= 1
-        assert second.image is not None
+        return list(session.exec(query).all())
+
+
+def test_a_render_overtaken_by_an_undo_is_not_sent(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore, gate: threading.Event) -> None:
+        await chat.receive_photo("u15", "c", PHOTO.read_bytes())
+        smile = asyncio.create_task(chat.receive_text("u15", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)
+        undo = await chat.receive_text("u15", "c", "undo")
+        assert undo.text == "Undone." and undo.image is not None  # the original, at once
+        gate.set()
+        assert (await smile).empty  # it would show a state that is no longer current
+        redo = await chat.receive_text("u15", "c", "redo")  # the stored render: no new one
+        assert redo.image is not None and chat.queue.stats().rendered == 1
+
+    run_gated(engine, store, "telegram", session)
+
+
+def test_forget_during_a_render_leaves_nothing_behind(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore, gate: threading.Event) -> None:
+        await chat.receive_photo("u16", "c", PHOTO.read_bytes())
+        smile = asyncio.create_task(chat.receive_text("u16", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)
+        assert "deleted everything" in (await chat.command("u16", "c", "forget", "yes")).text
+        gate.set()
+        assert (await smile).empty
+
+    run_gated(engine, store, "telegram", session)
+    assert not (store.files_dir / "users").exists() or not any(
+        (store.files_dir / "users").rglob("*.png")
+    )
+
+
+def test_a_photo_cut_off_by_a_stop_is_encoded_after_the_restart(setup) -> None:
+    engine, store = setup
+
+    async def stop(chat: ConversationCore) -> None:
+        started = threading.Event()
+        real = engine.open_face
+
+        def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+            started.set()
+            time.sleep(0.5)
+            return real(*args, **kwargs)
+
+        engine.open_face = slow  # type: ignore[method-assign]
+        try:
+            photo = asyncio.create_task(chat.receive_photo("u17", "c", PHOTO.read_bytes()))
+            await asyncio.to_thread(started.wait, 30)
+            await chat.queue.close()  # the bot stops while the face is being read
+            assert (await photo).empty
+        finally:
+            del engine.open_face
+
+    run(engine, store, "telegram", stop)
+    [(job, _, _, _)] = store.unfinished_jobs("telegram")
+    assert (store.files_dir / job.photo_path).is_file()  # kept for the next start
+    delivered = run(engine, store, "telegram", collect)
+    assert "Got the face" in delivered[0].reply.text
+    assert not any((store.files_dir / "incoming").iterdir())
+
+
+def test_a_face_evicted_from_the_cache_is_read_again(setup, pm, monkeypatch) -> None:
+    monkeypatch.setenv("CHATFACE_BOTS_FACE_CACHE", "1")
+    _, store = setup
+    engine = Engine(load_config(), pm)
+
+    async def session(chat: ConversationCore) -> None:
+        for name in ("a", "b"):  # the cache holds one face: b's
+            await chat.receive_photo(name, "c", PHOTO.read_bytes())
+        # b's turn reads its face without the blobs (cached), then plans slowly; a's turn
+        # meanwhile brings a's face into the cache, which drops b's before b renders.
+        slow, quick = await asyncio.gather(
+            chat.receive_text("b", "c", "slow smile"), chat.receive_text("a", "c", "smile please")
+        )
+        assert slow.image is not None and quick.image is not None
 
     run(engine, store, "telegram", session)
+
+
+async def collect(chat: ConversationCore) -> list[Delivery]:
+    delivered: list[Delivery] = []
+
+    async def deliver(delivery: Delivery) -> None:
+        delivered.append(delivery)
+
+    await chat.recover(deliver)
+    return delivered
 
 
 def run_gated(engine, store, platform: str, body):  # type: ignore[no-untyped-def]
@@ -371,15 +488,12 @@ def test_jobs_left_by_a_stopped_bot_are_finished_after_the_restart(setup) -> Non
     run_gated(engine, store, "telegram", crash)
     assert len(store.unfinished_jobs("telegram")) == 2
 
-    async def restart(chat: ConversationCore) -> list[Delivery]:
-        return await chat.recover()
-
-    deliveries = run(engine, store, "telegram", restart)
+    deliveries = run(engine, store, "telegram", collect)
     by_user = {d.user: d for d in deliveries}
     assert by_user["u11"].chat == "c" and by_user["u11"].reply.image is not None
     assert "Got the face" in by_user["u12"].reply.text
     assert store.unfinished_jobs("telegram") == []
-    assert run(engine, store, "telegram", restart) == []  # nothing owed twice
+    assert run(engine, store, "telegram", collect) == []  # nothing owed twice
     face = store.active_face(store.conversations(store.find_user("telegram", "u11").id)[0].id)
     assert store.current_edit(face.id).result_path  # the result was stored
 
@@ -412,3 +526,18 @@ def test_current_is_the_latest_result_at_full_size(setup) -> None:
         assert same((await chat.current("u14", "c")).image, smile)
 
     run(engine, store, "telegram", restarted)
+
+
+def test_the_flood_limit_forgets_quiet_people(monkeypatch) -> None:
+    from chatface.bots import replies
+
+    monkeypatch.setattr(replies, "SWEEP_AT", 3)
+    clock = [0.0]
+    monkeypatch.setattr(replies.time, "monotonic", lambda: clock[0])
+    limit = replies.RateLimit(1)
+    for user in "abcd":
+        assert limit.check(user) is None
+    assert limit.check("a") is not None and limit.check("a").empty  # warned once, then silent
+    clock[0] = 61.0
+    assert limit.check("e") is None
+    assert set(limit._seen) == {"e"}  # the others were quiet for a minute

@@ -571,7 +571,8 @@ def test_a_turn_is_one_read_and_one_write(store: Store) -> None:
     assert store.unfinished_jobs("discord") == []
     store.mark_running(edit.job_id or 0)
     assert store.unfinished_jobs("telegram")[0][0].state == "running"
-    store.finish_job(edit.job_id or 0, "done", reply=None, result_path="users/1/r.png")
+    end = store.finish_job(edit.job_id or 0, "done", reply="Smiling.", result_path="users/1/r.png")
+    assert end.found and end.current
     store.mark_running(edit.job_id or 0)  # too late: stays done
     assert store.unfinished_jobs("telegram") == []
     assert store.current_edit(face.id or 0).result_path == "users/1/r.png"  # type: ignore[union-attr]
@@ -594,6 +595,20 @@ def test_a_failed_render_takes_its_edit_back(store: Store) -> None:
     store.finish_job(turn.job_id or 0, "failed", reply="Busy.", error="busy", undo=True)
     assert store.get_face(face.id or 0).cursor == 0
     assert store.history(face.id or 0)[0].seq == 1  # redo-able, like any undone edit
+
+
+def test_a_render_overtaken_by_an_undo_is_stored_but_not_current(store: Store) -> None:
+    write = store.write_turn("discord", "7", "c")
+    face = new_face(store, write.conversation_id, 5)
+    kwargs = {"face_id": face.id, "plan_json": "{}", "new_state": bump, "reply": "Smiling."}
+    turn = store.write_turn("discord", "7", "c", move="edit", job=Job(kind="render"), **kwargs)
+    store.write_turn("discord", "7", "c", face_id=face.id, move="undo")  # answered at once
+    end = store.finish_job(turn.job_id or 0, "done", reply="Smiling.", result_path="users/7/r.png")
+    assert end.found and not end.current  # the caller sends nothing
+    assert store.history(face.id or 0)[0].result_path == "users/7/r.png"  # redo is instant
+    assert "Smiling." not in [m.text for m in store.messages(write.conversation_id)]
+    store.forget_user("discord", "7")
+    assert not store.finish_job(turn.job_id or 0, "done").found
 
 
 def test_a_move_that_cannot_be_made_writes_nothing(store: Store) -> None:
