@@ -3,19 +3,21 @@
 Slash commands (/edit with a photo and a text, /undo, /redo, ... /help) are deferred at
 once and answered with followups, since a render can outlast Discord's three seconds to
 acknowledge. Plain messages are answered in DMs and in the configured channels: a photo
-becomes the face, a text an edit. Results carry Undo, Redo and Original buttons with
-fixed custom ids, answered by one view added at start-up, so buttons under old messages
-keep working after a restart. A session belongs to a user in a channel: ``user`` is the
-author's id, ``chat`` the channel's. Message texts and the token are never logged.
+becomes the face, a text an edit. Results carry Undo, Redo and Original buttons that only
+their owner may click, answered by dynamic items added at start-up, so buttons under old
+messages keep working after a restart. A session belongs to a user in a channel: ``user``
+is the author's id, ``chat`` the channel's. A stop lets what runs finish (bounded); see
+:meth:`DiscordBot.close`. Message texts and the token are never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -29,13 +31,13 @@ from chatface.bots.discord_ui import (
     SEND_ERRORS,
     ChineseDescriptions,
     ForgetAnswer,
-    ResultButtons,
+    ResultButton,
     StatusMessage,
     message_of,
     why,
 )
-from chatface.bots.replies import COMMANDS, FAILED, Reply
-from chatface.errors import ChatFaceError, ConfigError, KeyStoreError
+from chatface.bots.replies import COMMANDS, FAILED, Delivery, Reply
+from chatface.errors import ChatFaceError, ConfigError, ImageError, KeyStoreError
 
 if TYPE_CHECKING:
     from chatface.engine.editor import Engine
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 NOT_SLASH = {"start"}  # Discord lists slash commands itself; there is no /start habit
 EMPTY = "Send me a photo with a face, or tell me what to change."
+STOPPING = "I am restarting; please send that again in a minute."
+STOP_TIMEOUT_S = 25.0  # at close(), what runs gets this long to finish
 
 Turn = Callable[[str, str, str], Awaitable[list[Reply]]]  # (user, chat, update id) -> replies
 
@@ -122,17 +126,20 @@ class DiscordBot(discord.Client):
         base_url: str = "",
         max_bytes: int,
         announce: Callable[[str], object] = logger.info,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
         super().__init__(intents=intents(bool(channels)))
         self.core, self.channels, self.base_url, self.max_bytes = (
             core, channels, base_url, max_bytes)  # fmt: skip
-        self.announce = announce
+        self.announce, self.stop_timeout_s = announce, stop_timeout_s
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(_edit_command())
         for command in COMMANDS:
             if command.name not in NOT_SLASH:
                 self.tree.add_command(_core_command(command.name, command.description))
         self._recovery: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Task[object]] = set()  # events being answered
+        self._stopping = False
 
     async def login(self, token: str) -> None:
         discord_log = logging.getLogger("discord")
@@ -149,35 +156,52 @@ class DiscordBot(discord.Client):
             # A plain Client connects to this constant and never asks for the gateway.
             _, url, _ = await self.http.get_bot_gateway()
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
-        self.add_view(ResultButtons())
-        self.add_dynamic_items(ForgetAnswer)
+        self.add_dynamic_items(ResultButton, ForgetAnswer)
         await self.tree.set_translator(ChineseDescriptions())
         await self.tree.sync()
-        self._recovery = asyncio.create_task(self._deliver_recovered())
+        self._recovery = asyncio.create_task(self._recover())
         where = f"DMs and {len(self.channels)} channel(s)" if self.channels else "DMs"
         self.announce(f"Discord bot {self.user} answers slash commands and {where}; "
                       "Ctrl-C stops it.")  # fmt: skip
 
     async def close(self) -> None:
-        if self._recovery is not None:
-            self._recovery.cancel()
+        """Stop taking events (new ones are asked to come again), give the events being
+        answered and the recovery up to ``stop_timeout_s`` to finish, then disconnect.
+        What is cut off then stays an unfinished job, carried out at the next start."""
+        self._stopping = True
+        running = {t for t in (*self._handling, self._recovery) if t is not None and not t.done()}
+        if running:
+            _, left = await asyncio.wait(running, timeout=self.stop_timeout_s)
+            if left:
+                logger.warning("stopping with %d event(s) still being answered", len(left))
         await super().close()
 
-    async def _deliver_recovered(self) -> None:
-        """Finish the jobs the last run left queued or running, and send their replies."""
+    @contextlib.contextmanager
+    def _answering(self) -> Iterator[None]:
+        """The block answers an event: close() waits for it."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._handling.add(task)
         try:
-            deliveries = await self.core.recover()
-        except Exception:
-            logger.exception("could not finish the jobs left from the last run")
-            return
-        for delivery in deliveries:
-            if delivery.reply.empty:
-                continue
+            yield
+        finally:
+            self._handling.discard(task)
+
+    async def _recover(self) -> None:
+        """Carry out the jobs the last run left queued or running, sending each reply as
+        its job is done."""
+
+        async def deliver(delivery: Delivery) -> None:
             channel = self.get_partial_messageable(int(delivery.chat))
             try:
                 await channel.send(**message_of(delivery.reply, int(delivery.user)))
             except SEND_ERRORS as exc:
                 logger.warning("could not deliver a recovered reply (%s)", why(exc))
+
+        try:
+            await self.core.recover(deliver)
+        except Exception:
+            logger.exception("could not finish the jobs left from the last run")
 
     # -- what users send -------------------------------------------------------------
     async def on_result_button(self, interaction: discord.Interaction, command: str) -> None:
@@ -185,19 +209,32 @@ class DiscordBot(discord.Client):
 
     async def on_forget_answer(self, interaction: discord.Interaction, answer: str) -> None:
         """Yes or No to "forget everything?": the question becomes the answer."""
-        await interaction.response.defer()
-        user, chat = str(interaction.user.id), str(interaction.channel_id)
-        try:
-            reply = await self.core.command(
-                user, chat, "forget", answer, update_id=f"dc:{interaction.id}"
-            )
-        except Exception:
-            logger.exception("forget answer %s failed", interaction.id)
-            reply = Reply(FAILED, error=True)
-        if not reply.text:
+        if self._stopping:
+            await self._refuse(interaction)
             return
+        with self._answering():
+            await interaction.response.defer()
+            user, chat = str(interaction.user.id), str(interaction.channel_id)
+            try:
+                reply = await self.core.command(
+                    user, chat, "forget", answer, update_id=f"dc:{interaction.id}"
+                )
+            except Exception:
+                logger.exception("forget answer %s failed", interaction.id)
+                reply = Reply(FAILED, error=True)
+            if not reply.text:
+                return
+            try:
+                await interaction.edit_original_response(
+                    content=reply.text[:MAX_CONTENT], view=None
+                )
+            except SEND_ERRORS as exc:
+                logger.warning("could not answer interaction %s (%s)", interaction.id, why(exc))
+
+    async def _refuse(self, interaction: discord.Interaction) -> None:
+        """An interaction that came while the bot stops: ask for it again later."""
         try:
-            await interaction.edit_original_response(content=reply.text[:MAX_CONTENT], view=None)
+            await interaction.response.send_message(STOPPING, ephemeral=True)
         except SEND_ERRORS as exc:
             logger.warning("could not answer interaction %s (%s)", interaction.id, why(exc))
 
@@ -222,14 +259,23 @@ class DiscordBot(discord.Client):
             refusal = self._refusal(attachment)
             if refusal:
                 return [Reply(refusal, error=True)]
+
+            async def download() -> bytes:
+                """Called by the core in the chat's turn, once the flood limit let it through."""
+                try:
+                    return await attachment.read()
+                except SEND_ERRORS as exc:
+                    logger.warning("could not download an attachment (%s)", why(exc))
+                    raise ImageError(
+                        "I could not download that file; please send it again."
+                    ) from None
+
             try:
-                photo = await attachment.read()
-            except SEND_ERRORS as exc:
-                logger.warning("could not download an attachment (%s)", why(exc))
-                return [Reply("I could not download that file; please send it again.", error=True)]
-            reply = await self.core.receive_photo(
-                user, chat, photo, attachment.filename, progress, update_id
-            )
+                reply = await self.core.receive_photo(
+                    user, chat, download, attachment.filename, progress, update_id
+                )
+            except ChatFaceError as exc:  # the download failed
+                reply = Reply(str(exc), error=True)
             replies.append(reply)
             if reply.error:
                 return replies
@@ -254,50 +300,67 @@ class DiscordBot(discord.Client):
         in_dm = isinstance(message.channel, discord.DMChannel)
         if message.author.bot or not (in_dm or message.channel.id in self.channels):
             return
-        status = StatusMessage(message.channel)
-        user = str(message.author.id)
-        try:
-            replies = await self.edit_turns(
-                user, str(message.channel.id), f"dc:{message.id}",
-                message.attachments[0] if message.attachments else None, message.content, status,
-            )  # fmt: skip
-        except Exception:
-            logger.exception("message %s failed", message.id)
-            replies = [Reply(FAILED, error=True)]
         reference = None if in_dm else message
+        if self._stopping:
+            replies = [Reply(STOPPING, error=True)]
+            await self._send_replies(message, replies, reference)
+            return
+        with self._answering():
+            status = StatusMessage(message.channel)
+            user = str(message.author.id)
+            try:
+                replies = await self.edit_turns(
+                    user, str(message.channel.id), f"dc:{message.id}",
+                    message.attachments[0] if message.attachments else None, message.content,
+                    status,
+                )  # fmt: skip
+            except Exception:
+                logger.exception("message %s failed", message.id)
+                replies = [Reply(FAILED, error=True)]
+            await self._send_replies(message, replies, reference)
+            await status.remove()
+
+    async def _send_replies(
+        self, message: discord.Message, replies: list[Reply], reference: discord.Message | None
+    ) -> None:
         try:
             for reply in (r for r in replies if not r.empty):
                 await message.channel.send(**message_of(reply, message.author.id),
                                            reference=reference, mention_author=False)  # fmt: skip
         except SEND_ERRORS as exc:
             logger.warning("could not answer message %s (%s)", message.id, why(exc))
-        await status.remove()
 
     async def answer(
         self, interaction: discord.Interaction, turn: Turn, ephemeral: bool = False
     ) -> None:
         """Acknowledge at once (a render outlasts the 3 s Discord allows), then send each
         reply as a followup; with none to send, remove the "thinking" message."""
-        try:
-            await interaction.response.defer(thinking=True, ephemeral=ephemeral)
-        except SEND_ERRORS as exc:
-            logger.warning("could not acknowledge interaction %s (%s)", interaction.id, why(exc))
+        if self._stopping:
+            await self._refuse(interaction)
             return
-        try:
-            replies = await turn(
-                str(interaction.user.id), str(interaction.channel_id), f"dc:{interaction.id}"
-            )
-        except Exception:
-            logger.exception("interaction %s failed", interaction.id)
-            replies = [Reply(FAILED, error=True)]
-        try:
-            if all(reply.empty for reply in replies):
-                await interaction.delete_original_response()
-            for reply in (r for r in replies if not r.empty):
-                kwargs = message_of(reply, interaction.user.id)
-                await interaction.followup.send(**kwargs, ephemeral=ephemeral)  # type: ignore[arg-type]
-        except SEND_ERRORS as exc:
-            logger.warning("could not answer interaction %s (%s)", interaction.id, why(exc))
+        with self._answering():
+            try:
+                await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+            except SEND_ERRORS as exc:
+                logger.warning(
+                    "could not acknowledge interaction %s (%s)", interaction.id, why(exc)
+                )
+                return
+            try:
+                replies = await turn(
+                    str(interaction.user.id), str(interaction.channel_id), f"dc:{interaction.id}"
+                )
+            except Exception:
+                logger.exception("interaction %s failed", interaction.id)
+                replies = [Reply(FAILED, error=True)]
+            try:
+                if all(reply.empty for reply in replies):
+                    await interaction.delete_original_response()
+                for reply in (r for r in replies if not r.empty):
+                    kwargs = message_of(reply, interaction.user.id)
+                    await interaction.followup.send(**kwargs, ephemeral=ephemeral)  # type: ignore[arg-type]
+            except SEND_ERRORS as exc:
+                logger.warning("could not answer interaction %s (%s)", interaction.id, why(exc))
 
 
 async def run_bot(
@@ -309,7 +372,8 @@ async def run_bot(
     backend: str | None = None,
     announce: Callable[[str], object] = logger.info,
 ) -> None:
-    """Serve Discord until SIGINT or SIGTERM; then close the client, the queue and the store."""
+    """Serve Discord until SIGINT or SIGTERM; then close the client (it lets what runs
+    finish, see :meth:`DiscordBot.close`), the queue and the store."""
     from chatface.engine.queue import LocalRenderQueue
     from chatface.storage import Store
 

@@ -1,9 +1,10 @@
 """What the Discord bot shows: replies as messages, their buttons, status messages and
 the commands' Chinese descriptions.
 
-Buttons have fixed custom ids (``cf:undo``, ``cf:forget:yes:<user id>``, ...) and the
-handlers added at start-up answer them by calling the bot (:class:`ButtonHandler`), so
-buttons under messages from before a restart keep working.
+Buttons have custom ids that name the user they belong to (``cf:undo:<user id>``,
+``cf:forget:yes:<user id>``, ...) and the dynamic items added at start-up answer them by
+calling the bot (:class:`ButtonHandler`), so buttons under messages from before a restart
+keep working.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ EDIT_INTERVAL_S = 1.0  # a status message is edited at most this often (Discord 
 MAX_CONTENT = 2000  # Discord's limit for a message's text
 EDIT_ZH = "编辑照片中的人脸：附上照片，或说要改什么"
 NOT_YOURS = "Only the person who asked can answer this."
+RESULT_LABELS = {"undo": "Undo", "redo": "Redo", "original": "Original"}
 # What talking to Discord raises: a refusal, or the connection closing (at shutdown).
 SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError)
 
@@ -51,24 +53,36 @@ def _handler(interaction: discord.Interaction) -> ButtonHandler:
     return cast(ButtonHandler, interaction.client)
 
 
-class ResultButtons(discord.ui.View):
-    """Undo, Redo and Original under each result; the instance added at start-up answers
-    every click, on whatever message it came from."""
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"cf:(?P<command>undo|redo|original)(?::(?P<user>[0-9]+))?",
+):
+    """Undo, Redo or Original under a result. It acts on the session of whoever clicks,
+    so the custom id names the result's owner and only they may click; ids without one
+    (sent before owners were named) act for whoever clicks."""
 
-    def __init__(self) -> None:
-        super().__init__(timeout=None)
+    def __init__(self, command: str, user_id: int | None) -> None:
+        owner = "" if user_id is None else f":{user_id}"
+        super().__init__(
+            discord.ui.Button(label=RESULT_LABELS[command], custom_id=f"cf:{command}{owner}")
+        )
+        self.command, self.user_id = command, user_id
 
-    @discord.ui.button(label="Undo", custom_id="cf:undo")
-    async def undo(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await _handler(interaction).on_result_button(interaction, "undo")
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> ResultButton:
+        return cls(match["command"], int(match["user"]) if match["user"] else None)
 
-    @discord.ui.button(label="Redo", custom_id="cf:redo")
-    async def redo(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await _handler(interaction).on_result_button(interaction, "redo")
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if self.user_id in (None, interaction.user.id):
+            return True
+        text = f"These buttons belong to <@{self.user_id}>'s photo; send your own photo to edit it."
+        await interaction.response.send_message(text, ephemeral=True)
+        return False
 
-    @discord.ui.button(label="Original", custom_id="cf:original")
-    async def original(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
-        await _handler(interaction).on_result_button(interaction, "original")
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _handler(interaction).on_result_button(interaction, self.command)
 
 
 class ForgetAnswer(
@@ -106,7 +120,7 @@ class ForgetAnswer(
 
 
 def _laid_out(view: discord.ui.View) -> discord.ui.View:
-    """``view`` stopped, so that it only lays out its buttons: the handlers added at
+    """``view`` stopped, so that it only lays out its buttons: the dynamic items added at
     start-up answer the clicks, and a live copy per message would pile up in discord.py."""
     view.stop()
     return view
@@ -124,7 +138,10 @@ def message_of(reply: Reply, user_id: int) -> dict[str, object]:
         question.add_item(ForgetAnswer("no", user_id))
         kwargs["view"] = _laid_out(question)
     elif reply.image is not None and reply.plan is not None and not reply.error:
-        kwargs["view"] = _laid_out(ResultButtons())
+        buttons = discord.ui.View(timeout=None)
+        for command in RESULT_LABELS:
+            buttons.add_item(ResultButton(command, user_id))
+        kwargs["view"] = _laid_out(buttons)
     return kwargs
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
 from chatface.errors import ConfigError
 from chatface.storage import Store
+from chatface.storage.models import Job
 from tests.fakes.discord_server import DEFAULT_USER_ID, FakeDiscord, RecordedRequest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,17 +59,26 @@ def buttons(request: RecordedRequest) -> list[str]:
     return [c["custom_id"] for row in rows for c in row["components"]]
 
 
+def result_buttons(user_id: int = DEFAULT_USER_ID) -> list[str]:
+    return [f"cf:{name}:{user_id}" for name in ("undo", "redo", "original")]
+
+
 def is_answer(request: RecordedRequest) -> bool:
     """A message the bot sent that is not a status message."""
     content = (request.json or {}).get("content") or ""
     return request.status == 200 and not content.startswith("Working…")
 
 
-@pytest.fixture
-def engine(pm, monkeypatch: pytest.MonkeyPatch) -> Engine:  # type: ignore[no-untyped-def]
-    for name, value in TINY.items():
+def make_engine(pm, monkeypatch: pytest.MonkeyPatch, **settings: str) -> Engine:  # type: ignore[no-untyped-def]
+    """The tiny backend (``TINY``), with ``settings`` (CHATFACE_* variables) on top."""
+    for name, value in {**TINY, **settings}.items():
         monkeypatch.setenv(name, value)
     return Engine(load_config(), pm)
+
+
+@pytest.fixture
+def engine(pm, monkeypatch: pytest.MonkeyPatch) -> Engine:  # type: ignore[no-untyped-def]
+    return make_engine(pm, monkeypatch)
 
 
 @pytest.fixture
@@ -129,16 +140,16 @@ def test_slash_edit_defers_follows_up_with_the_image_and_undo_works(fake, engine
             )
             (image,) = edited.files
             assert image.filename == "chatface.png" and size(image.data) == size(photo)
-            assert buttons(edited) == ["cf:undo", "cf:redo", "cf:original"]
+            assert buttons(edited) == result_buttons()
 
             _, _, original = await slash(fake, "original")
             message_id = edited.response["id"]
-            click = await fake.user_clicks_button(message_id, "cf:undo")
+            click = await fake.user_clicks_button(message_id, f"cf:undo:{DEFAULT_USER_ID}")
             assert (await fake.wait_for("POST", click.callback_path)).json == {"type": 5}
             undone = await fake.wait_for("POST", click.webhook_path, timeout=WAIT_S)
             assert pixels(undone.files[0].data) == pixels(original.files[0].data)
             assert pixels(undone.files[0].data) != pixels(image.data)
-            click = await fake.user_clicks_button(message_id, "cf:redo")
+            click = await fake.user_clicks_button(message_id, f"cf:redo:{DEFAULT_USER_ID}")
             redone = await fake.wait_for("POST", click.webhook_path, timeout=WAIT_S)
             assert pixels(redone.files[0].data) == pixels(image.data)
 
@@ -162,7 +173,7 @@ def test_a_dm_photo_then_a_text_edit(fake, engine) -> None:
             assert "face" in got.json["content"].lower() and got.files == ()
             edited = await dm_answer(fake, "make her smile")
             assert size(edited.files[0].data) == size(photo)
-            assert buttons(edited) == ["cf:undo", "cf:redo", "cf:original"]
+            assert buttons(edited) == result_buttons()
             assert edited.json.get("message_reference") is None  # no quote needed in a DM
             # Photo and text in one message: the photo first, then the edit.
             since = len(fake.requests)
@@ -280,6 +291,159 @@ def test_a_flood_gets_a_polite_limit_and_others_are_still_served(fake, engine) -
     assert texts.count(TOO_FAST) == 1
 
 
+def no_face_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), (120, 160, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_flood_of_photos_is_limited_before_any_download(fake, pm, monkeypatch) -> None:
+    engine = make_engine(pm, monkeypatch, CHATFACE_BOTS_RATE_LIMIT_PER_MINUTE="3")
+    photo = no_face_png()  # quick to refuse: the test is about what is downloaded
+
+    def downloads() -> list[RecordedRequest]:
+        return [r for r in fake.requests if r.method == "GET" and r.path.startswith("/attach")]
+
+    async def scenario() -> list[str]:
+        async with bot_running(fake, engine):
+            since = len(fake.requests)
+            for _ in range(50):
+                await fake.user_sends_dm(attachments=[("me.png", photo, "image/png")])
+            path = f"/channels/{fake.dm_channel_id()}/messages"
+            answers = lambda: [r for r in fake.requests[since:]  # noqa: E731
+                               if r.method == "POST" and r.path == path]  # fmt: skip
+            await fake.wait_for("POST", path, where=lambda r: len(answers()) > 3, since=since,
+                                timeout=WAIT_S)  # fmt: skip
+            other = await dm_answer(fake, "help", user_id=OTHER_USER)  # others are still served
+            assert "undo" in other.json["content"].lower()
+            return [r.json["content"] for r in answers()]
+
+    texts = run(scenario())
+    assert texts.count(TOO_FAST) == 1 and len(texts) == 4
+    assert all(t.startswith("No face found") for t in texts if t != TOO_FAST), texts
+    assert len(downloads()) == 3  # the refused photos were never fetched
+
+
+def test_a_text_sent_right_after_a_photo_is_planned_on_its_face(fake, engine) -> None:
+    """The photo is downloaded in the chat's turn: the text sent right after it waits for
+    its face instead of finding none."""
+    photo = PHOTO.read_bytes()
+
+    async def scenario() -> tuple[RecordedRequest, RecordedRequest]:
+        async with bot_running(fake, engine):
+            since = len(fake.requests)
+            await fake.user_sends_dm(attachments=[("me.jpg", photo, "image/jpeg")])
+            await fake.user_sends_dm("make her smile")
+            path = f"/channels/{fake.dm_channel_id()}/messages"
+            first = await fake.wait_for("POST", path, where=is_answer, since=since, timeout=WAIT_S)
+            second = await fake.wait_for("POST", path, where=is_answer, since=first.index + 1,
+                                         timeout=WAIT_S)  # fmt: skip
+            return first, second
+
+    first, second = run(scenario())
+    assert first.json["content"].startswith("Got the face")
+    assert second.files and size(second.files[0].data) == size(photo)
+
+
+def test_result_buttons_in_a_channel_belong_to_whoever_got_the_result(fake, engine) -> None:
+    """A button acts on the clicker's own session: someone else clicking Undo under your
+    result is told so, only to them, and nothing else happens. Buttons sent before they
+    named their owner still act for whoever clicks them."""
+    photo = PHOTO.read_bytes()
+    channel = fake.world.channel_id
+    path = f"/channels/{channel}/messages"
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine, channels=frozenset({channel})):
+            since = len(fake.requests)
+            await fake.user_sends_channel_message(
+                "make her smile", attachments=[("me.jpg", photo, "image/jpeg")]
+            )
+            has_image = lambda r: bool(r.files)  # noqa: E731
+            smile = await fake.wait_for("POST", path, where=has_image, since=since,
+                                        timeout=WAIT_S)  # fmt: skip
+            assert buttons(smile) == result_buttons()
+            message_id = smile.response["id"]
+
+            other = await fake.user_clicks_button(message_id, f"cf:undo:{DEFAULT_USER_ID}",
+                                                  user_id=OTHER_USER)  # fmt: skip
+            refused = await fake.wait_for("POST", other.callback_path)
+            assert refused.json["type"] == 4 and refused.json["data"]["flags"] == 64
+            assert refused.json["data"]["content"].startswith(
+                f"These buttons belong to <@{DEFAULT_USER_ID}>'s photo"
+            )
+            click = await fake.user_clicks_button(message_id, f"cf:undo:{DEFAULT_USER_ID}")
+            undone = await fake.wait_for("POST", click.webhook_path, timeout=WAIT_S)
+            assert pixels(undone.files[0].data) == pixels(photo)
+
+            old = fake.message(message_id)["components"]
+            for button in old[0]["components"]:
+                button["custom_id"] = button["custom_id"].rsplit(":", 1)[0]
+            fake.replace_components(message_id, old)
+            click = await fake.user_clicks_button(message_id, "cf:redo")
+            redone = await fake.wait_for("POST", click.webhook_path, timeout=WAIT_S)
+            assert pixels(redone.files[0].data) == pixels(smile.files[0].data)
+            # The other user's click did nothing else: no message in the channel for them.
+            assert [r for r in fake.requests[smile.index + 1 :] if r.path == path] == []
+
+    run(scenario())
+    assert fake.unknown_requests == []
+
+
+def test_a_stop_lets_the_edit_being_rendered_finish(fake, pm, monkeypatch) -> None:
+    """close() stops taking events and waits (bounded) for those being answered before it
+    disconnects: an edit still rendering when the bot stops is sent."""
+    engine = make_engine(pm, monkeypatch, CHATFACE_RENDER_STEPS="20")
+
+    async def scenario() -> str:
+        async with bot_running(fake, engine):
+            await dm_answer(fake, attachments=[("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+            path = f"/channels/{fake.dm_channel_id()}/messages"
+            since = len(fake.requests)
+            await fake.user_sends_dm("make her smile")
+            working = lambda r: r.json["content"].startswith("Working…")  # noqa: E731
+            await fake.wait_for("POST", path, where=working, since=since, timeout=WAIT_S)
+        return path
+
+    path = run(scenario())
+    (result,) = [r for r in fake.requests if r.path == path and r.files]
+    assert result.status == 200 and buttons(result) == result_buttons()
+
+
+def test_a_stop_waits_for_the_recovery(fake, engine) -> None:
+    """The jobs the last run left are carried out at the start; a stop meanwhile waits
+    for them (bounded) instead of dropping the replies of jobs already done."""
+    store = Store.from_config(engine.config)
+    left = store.files_dir / "incoming" / "left.bin"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(PHOTO.read_bytes())
+    chat = fake.world.channel_id
+    store.write_turn("discord", str(DEFAULT_USER_ID), str(chat), messages=[("user", "[photo]")],
+                     job=Job(kind="photo", photo_path="incoming/left.bin"))  # fmt: skip
+    store.close()
+    started, release = threading.Event(), threading.Event()
+    real = engine.open_face
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(WAIT_S), "the test never let the recovery go on"
+        return real(*args, **kwargs)
+
+    engine.open_face = gated  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine) as bot:
+            assert await asyncio.to_thread(started.wait, WAIT_S)
+            closing = asyncio.create_task(bot.close())
+            await asyncio.sleep(0)  # close() has begun
+            release.set()
+            await closing
+
+    run(scenario())
+    (owed,) = [r for r in fake.requests if r.path == f"/channels/{chat}/messages"]
+    assert owed.json["content"].startswith("Got the face")
+
+
 def test_two_users_edit_at_once(fake, engine) -> None:
     photo = PHOTO.read_bytes()
 
@@ -335,7 +499,7 @@ def test_serve_discord_survives_kill_9_mid_render_and_stops_cleanly_on_sigterm(f
         has_image = lambda r: bool(r.files)  # noqa: E731
         owed = await fake.wait_for("POST", path, where=has_image, since=since, timeout=WAIT_S)
         assert owed.files[0].filename == "chatface.png"
-        assert buttons(owed) == ["cf:undo", "cf:redo", "cf:original"]
+        assert buttons(owed) == result_buttons()
         edited = await dm_answer(fake, "add glasses")
         assert edited.files[0].filename == "chatface.png"
         processes[1].send_signal(signal.SIGTERM)

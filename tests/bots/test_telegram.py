@@ -307,6 +307,19 @@ def test_bad_inputs_get_clear_replies(server: FakeTelegramServer, engine: Engine
     assert failures(server) == []
 
 
+def test_a_failed_download_gets_a_clear_reply(server: FakeTelegramServer, engine: Engine) -> None:
+    server.fail_next("getFile", 400, "Bad Request: file is too big")
+
+    async def scenario() -> None:
+        async with serving(server, engine):
+            server.user_sends_photo(CHAT, USER, PHOTO)
+            await waited(server, "sendMessage", in_chat(CHAT))
+
+    run(scenario())
+    assert texts(server, CHAT) == ["I could not download that photo; please send it again."]
+    assert [c.status for c in server.calls_to("getFile")] == [400]
+
+
 def test_a_flood_gets_a_polite_limit_and_others_are_still_served(
     server: FakeTelegramServer, engine: Engine
 ) -> None:

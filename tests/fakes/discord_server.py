@@ -352,6 +352,12 @@ class FakeDiscord:
             await asyncio.wait({started})
         started.result()  # a bot that failed while the test ran fails the test
 
+    def replace_components(self, message_id: int | str, components: list[dict[str, Any]]):
+        """Give a message other components, e.g. the buttons an older version of the bot
+        sent."""
+        with self._lock:
+            self.world.message(int(message_id))["components"] = copy.deepcopy(components)
+
     # -- playing users --------------------------------------------------------------------
     async def user_sends_dm(
         self, text: str = "", *, user_id: int = DEFAULT_USER_ID,
