@@ -63,7 +63,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def parse_button(data: str) -> tuple[str, str, str | None]:
+def _parse_button(data: str) -> tuple[str, str, str | None]:
     """A button's command, its argument ("yes" of forget) and its owner's user id (None
     on buttons sent before they had one: they belong to whoever presses them)."""
     name, *rest = data.removeprefix(PREFIX).split(":")
@@ -166,7 +166,7 @@ class TelegramBot:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None and query.message is not None
-        name, arg, owner = parse_button(query.data)
+        name, arg, owner = _parse_button(query.data)
         user, chat, uid = str(query.from_user.id), query.message.chat.id, f"tg:{update.update_id}"
         if owner not in (None, user):  # a result or question of someone else in a group
             await query.answer(NOT_YOURS, show_alert=True)

@@ -266,6 +266,40 @@ def test_bad_inputs_get_clear_replies_and_the_bot_keeps_serving(fake, engine, ca
     assert "make her smile" not in caplog.text and "hello" not in caplog.text
 
 
+def test_a_photo_gone_before_its_turn_gets_a_clear_reply(fake, engine) -> None:
+    """A photo sent while the chat's previous photo is still being read is downloaded
+    only when its turn comes; if it is gone by then, the user is told."""
+    photo = PHOTO.read_bytes()
+    started, release = threading.Event(), threading.Event()
+    real = engine.open_face
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(WAIT_S), "the test never let the first photo be read"
+        return real(*args, **kwargs)
+
+    engine.open_face = gated  # type: ignore[method-assign]
+
+    async def scenario() -> list[str]:
+        async with bot_running(fake, engine):
+            since = len(fake.requests)
+            await fake.user_sends_dm(attachments=[("first.jpg", photo, "image/jpeg")])
+            assert await asyncio.to_thread(started.wait, WAIT_S)
+            second = await fake.user_sends_dm(attachments=[("second.jpg", photo, "image/jpeg")])
+            fake.remove_file(second["attachments"][0]["url"])
+            release.set()
+            path = f"/channels/{fake.dm_channel_id()}/messages"
+            first = await fake.wait_for("POST", path, where=is_answer, since=since, timeout=WAIT_S)
+            then = await fake.wait_for("POST", path, where=is_answer, since=first.index + 1,
+                                       timeout=WAIT_S)  # fmt: skip
+            return [first.json["content"], then.json["content"]]
+
+    first, then = run(scenario())
+    assert first.startswith("Got the face")
+    assert then == "I could not download that file; please send it again."
+    assert [r.status for r in fake.requests if r.path.endswith("/second.jpg")] == [404]
+
+
 def test_a_flood_gets_a_polite_limit_and_others_are_still_served(fake, engine) -> None:
     limit = load_config()["bots.rate_limit_per_minute"]
 

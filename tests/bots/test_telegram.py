@@ -402,7 +402,7 @@ def test_buttons_in_a_group_belong_to_whoever_got_the_result(
     group, other = -4001, USER + 1
 
     async def scenario() -> dict[str, Call]:
-        async with serving(server, engine):
+        async with serving(server, engine) as core:
             server.user_sends_photo(group, USER, PHOTO, caption="make her smile")
             smile = await waited(server, "sendPhoto", in_chat(group))
             message_id = smile.result["message_id"]
@@ -413,17 +413,24 @@ def test_buttons_in_a_group_belong_to_whoever_got_the_result(
             server.replace_buttons(group, message_id, result_keyboard(""))
             server.user_presses_button(group, USER, message_id, "cf:redo")
             redone = await waited(server, "sendPhoto", in_chat(group), since=undone.index + 1)
-            return {"smile": smile, "refused": refused, "undone": undone, "redone": redone}
+            server.user_sends_command(group, USER, "/forget")
+            ask = await waited(server, "sendMessage", in_chat(group), since=redone.index)
+            yes = f"cf:forget:yes:{USER}"
+            server.user_presses_button(group, other, ask.result["message_id"], yes)
+            not_forgotten = await waited(server, "answerCallbackQuery", since=ask.index)
+            assert await asyncio.to_thread(core.store.find_user, "telegram", str(USER))
+            return {"smile": smile, "refused": refused, "undone": undone, "redone": redone,
+                    "ask": ask, "not_forgotten": not_forgotten}  # fmt: skip
 
     seen = run(scenario())
     smile = seen["smile"]
     assert smile.params["reply_markup"] == result_keyboard(USER)
-    refused = seen["refused"].params
-    assert refused["text"] == telegram.NOT_YOURS and refused["show_alert"] is True
+    for refused in (seen["refused"].params, seen["not_forgotten"].params):
+        assert refused["text"] == telegram.NOT_YOURS and refused["show_alert"] is True
     assert np.array_equal(pixels(seen["undone"].upload("photo").data), pixels(PHOTO))
     assert seen["redone"].upload("photo").data == smile.upload("photo").data
     after = [c for c in server.calls[smile.index :] if c.method == "sendMessage"]
-    assert after == []  # the other user got no "send me a photo first" in the group
+    assert after == [seen["ask"]]  # nothing for the other user ("send me a photo first")
     assert failures(server) == []
 
 

@@ -358,6 +358,12 @@ class FakeDiscord:
         with self._lock:
             self.world.message(int(message_id))["components"] = copy.deepcopy(components)
 
+    def remove_file(self, url: str) -> None:
+        """Take a file off the CDN (it answers 404 from now on), as when its message is
+        deleted."""
+        with self._lock:
+            del self.world.files[yarl.URL(url).path]
+
     # -- playing users --------------------------------------------------------------------
     async def user_sends_dm(
         self, text: str = "", *, user_id: int = DEFAULT_USER_ID,
