@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from chatface.engine.editor import Engine, OpenedFace
     from chatface.engine.queue import RenderQueue
     from chatface.storage import Edit, Store
-    from chatface.storage.store import TurnView
+    from chatface.storage.turns import TurnView
 
 logger = logging.getLogger(__name__)
 # What front ends import from here.
