@@ -135,13 +135,17 @@ class ConversationCore:
 
         ``photo`` may be a coroutine function that downloads it: it is called in the
         chat's turn, so a text sent right after the photo waits for its face, and only
-        once the flood limit let the message through.
+        once the flood limit let the message through; a ``ChatFaceError`` it raises is the
+        reply.
         """
         if (limited := self._rate.check(user)) is not None:
             return limited
         async with self._in_order(user, chat):
             if not isinstance(photo, bytes):
-                photo = await photo()
+                try:
+                    photo = await photo()
+                except ChatFaceError as exc:  # a failed download, a file too large, ...
+                    return Reply(str(exc), error=True)
             # The photo is on disk before the job row that points at it.
             path = new_incoming(self.store)
             await asyncio.to_thread(atomic_write, path, photo)

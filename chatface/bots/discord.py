@@ -270,12 +270,9 @@ class DiscordBot(discord.Client):
                         "I could not download that file; please send it again."
                     ) from None
 
-            try:
-                reply = await self.core.receive_photo(
-                    user, chat, download, attachment.filename, progress, update_id
-                )
-            except ChatFaceError as exc:  # the download failed
-                reply = Reply(str(exc), error=True)
+            reply = await self.core.receive_photo(
+                user, chat, download, attachment.filename, progress, update_id
+            )
             replies.append(reply)
             if reply.error:
                 return replies
