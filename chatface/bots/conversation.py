@@ -31,7 +31,7 @@ import json
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatface.bots.faces import FaceCache
 from chatface.bots.jobs import Deliver, Jobs, new_incoming
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from chatface.engine.editor import Engine, OpenedFace
     from chatface.engine.queue import RenderQueue
     from chatface.storage import Edit, Store
-    from chatface.storage.turns import TurnView
+    from chatface.storage.turns import TurnView, TurnWrite
 
 logger = logging.getLogger(__name__)
 # What front ends import from here.
@@ -150,12 +150,10 @@ class ConversationCore:
             path = new_incoming(self.store)
             await asyncio.to_thread(atomic_write, path, photo)
             job = Job(kind="photo", photo_path=str(path.relative_to(self.store.files_dir)))
-            write = await asyncio.to_thread(
-                self.store.write_turn,
-                self.platform,
+            write = await self._write(
                 user,
                 chat,
-                update_key=self._update_key(update_id),
+                update_id,
                 messages=[("user", _photo_label(name))],
                 job=job,
             )
@@ -171,11 +169,10 @@ class ConversationCore:
     ) -> Reply:
         """Store a face opened by ``Engine.open_face`` as the chat's active face (the CLI
         opens its first photo before the chat starts)."""
-        write = await asyncio.to_thread(
-            self.store.write_turn,
-            self.platform,
+        write = await self._write(
             user,
             chat,
+            None,
             messages=[("user", _photo_label(name))],
             job=Job(kind="photo"),
         )
@@ -289,16 +286,21 @@ class ConversationCore:
             cached_faces=self.faces.ids(),
         )
 
+    async def _write(self, user: str, chat: str, update_id: str | None, **fields: Any) -> TurnWrite:
+        """``Store.write_turn`` for this platform, in a worker thread."""
+        write = functools.partial(
+            self.store.write_turn, self.platform, user, chat, update_key=self._update_key(update_id)
+        )
+        return await asyncio.to_thread(write, **fields)
+
     async def _say(
         self, user: str, chat: str, view: TurnView, said: str, reply: Reply, update_id: str | None
     ) -> Reply:
         """Record a turn that renders nothing: the user's words and the reply."""
-        write = await asyncio.to_thread(
-            self.store.write_turn,
-            self.platform,
+        write = await self._write(
             user,
             chat,
-            update_key=self._update_key(update_id),
+            update_id,
             messages=[m for m in (("user", said), ("bot", reply.text)) if m[1]],
         )
         return SILENT if write.handled else reply
@@ -349,12 +351,10 @@ class ConversationCore:
             return bool(SessionState.from_json(current.state_json).strengths)
 
         try:
-            write = await asyncio.to_thread(
-                self.store.write_turn,
-                self.platform,
+            write = await self._write(
                 user,
                 chat,
-                update_key=self._update_key(update_id),
+                update_id,
                 messages=[("user", said)] if said else [],
                 face_id=face.id,
                 move=plan.action,
