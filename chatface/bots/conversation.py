@@ -97,7 +97,6 @@ class ConversationCore:
         self.queue = queue
         self.platform = platform
         self.backend = backend or engine.config["engine.backend"]  # for new photos
-        # face id -> (decoded face, its latents blob), least recently used first
         self.faces = FaceCache(store, queue, int(engine.config["bots.face_cache"]))
         self.jobs = Jobs(engine, store, queue, self.faces, platform, self.backend)
         self._rate = RateLimit(int(engine.config["bots.rate_limit_per_minute"]))
