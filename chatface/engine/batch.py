@@ -31,7 +31,7 @@ class RenderRequest:
     latents: bytes  # Latents.to_bytes() of one face: z_sem [1, D], x_T [1, 3, S, S]
     strengths: tuple[tuple[str, float], ...]  # the whole session state, sorted
     steps: int
-    schedule: str  # a name from engine.sampling.SCHEDULES
+    schedule: str  # a registered condition schedule (render.schedule)
     backend: str
     user: str = ""  # whose render it is: the queue is fair across users
 

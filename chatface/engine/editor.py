@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chatface.config import Config, load_config
 from chatface.engine.plugins import ChatFacePluginManager, make_plugin_manager
 from chatface.engine.registry import Registered, Registry, collect
-from chatface.engine.sampling import make_schedule
 from chatface.engine.types import (
     AsyncPlanner,
     Attribute,
@@ -31,7 +30,7 @@ from chatface.engine.types import (
     SessionState,
     WeightsSpec,
 )
-from chatface.errors import PluginError
+from chatface.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     import torch
@@ -300,7 +299,11 @@ class Engine:
     ) -> torch.Tensor:
         """One model call: the stacked faces ``latents`` rendered with their edited
         ``z_edit`` under the condition schedule called ``schedule``."""
-        condition = make_schedule(schedule, z_edit, latents.z_sem)
+        entry = self.registry.schedules.get(schedule)
+        if entry is None:
+            known = ", ".join(sorted(self.registry.schedules)) or "none"
+            raise ConfigError(f"render.schedule must be one of {known}; got {schedule!r}.")
+        condition = entry.value(z_edit, latents.z_sem)
         return self.backend(backend).render(latents, condition, steps, progress)
 
     def render_batch(

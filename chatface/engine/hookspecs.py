@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import torch
+
     from chatface.config import Config
     from chatface.engine.types import Backend, DirectionProvider, Planner, WeightsSpec
 
@@ -26,6 +28,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 BackendFactory = Callable[["Config"], "Backend"]
 PlannerFactory = Callable[["Config"], "Planner"]
+# (z_edit, z_orig) -> (step index, timestep) -> the z_sem that conditions that step
+ScheduleFactory = Callable[["torch.Tensor", "torch.Tensor"], Callable[[int, int], "torch.Tensor"]]
 
 
 @hookspec
@@ -72,6 +76,20 @@ def chatface_register_planners(register: Callable[[str, PlannerFactory], None]) 
     define ``async def aplan(message, context) -> EditPlan``, which event loops
     (the bots) await instead. The plan must follow the plan contract
     (docs/planners.md); the engine validates it.
+    """
+
+
+@hookspec
+def chatface_register_schedules(register: Callable[[str, ScheduleFactory], None]) -> None:
+    """Register condition schedules: which semantic latent conditions each render step.
+
+    Call ``register(name, factory)`` once per schedule. ``factory(z_edit, z_orig)``
+    gets the edited and the original z_sem (``[B, D]`` tensors) and returns
+    ``condition(i, t) -> z_sem`` for step ``i`` at timestep ``t`` (``t`` falls from
+    about ``T`` to 0). The setting ``render.schedule`` picks one by name; the built-in
+    ones are ``stable`` (ChatFace's stable manipulation) and ``constant``. With
+    ``z_edit`` equal to ``z_orig`` (no edit) a schedule must condition every step on
+    ``z_orig``, so that strength 0 renders the unedited face.
     """
 
 

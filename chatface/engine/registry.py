@@ -57,6 +57,7 @@ class Registry:
     random_backends: set[str] = field(default_factory=set)  # registered random_weights=True
     weights: dict[str, Registered[WeightsSpec]] = field(default_factory=dict)
     planners: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    schedules: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     providers: dict[str, Registered[DirectionProvider]] = field(default_factory=dict)
     # The vocabulary planners see: each attribute name with its first declaration.
     attributes: dict[str, Registered[Attribute]] = field(default_factory=dict)
@@ -94,6 +95,7 @@ class Registry:
             "directions": providers,
             "attributes": sorted({a for p in providers for a in self.provider_attributes[p]}),
             "planners": pick(self.planners),
+            "schedules": pick(self.schedules),
             "weights": pick(self.weights),
         }
 
@@ -127,7 +129,8 @@ def _call_each(
 
 
 def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str, kind: str) -> None:
-    table = registry.backends if kind == "backend" else registry.planners
+    tables = {"backend": registry.backends, "planner": registry.planners}
+    table = tables.get(kind, registry.schedules)
 
     def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], **flags: Any) -> None:
@@ -279,6 +282,7 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     _named_factory_hook(pm, registry, "chatface_register_backends", "backend")
     _directions_hook(pm, registry)
     _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
+    _named_factory_hook(pm, registry, "chatface_register_schedules", "schedule")
     _weights_hook(pm, registry)
     # One warning per provider and missing backend, not one per attribute.
     missing: dict[tuple[str, str], list[str]] = {}

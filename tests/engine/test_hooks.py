@@ -153,10 +153,30 @@ def test_hook_chatface_register_weights(pm, add_plugin, tmp_path) -> None:
         assert weights.verify(name).ok
 
 
+def test_hook_chatface_register_schedules(pm, add_plugin) -> None:
+    class Plugin:
+        @hookimpl
+        def chatface_register_schedules(self, register):  # type: ignore[no-untyped-def]
+            register("first_only", lambda z_edit, z_orig: lambda i, t: z_edit if i == 0 else z_orig)
+            register("stable", lambda z_edit, z_orig: None)  # taken by the built-in one
+            register("Bad Name", lambda z_edit, z_orig: None)
+            register("not_callable", 42)
+
+    add_plugin(Plugin(), "schedule-plugin")
+    registry = collect(pm)
+    assert registry.schedules["first_only"].plugin == "schedule-plugin"
+    assert registry.schedules["stable"].plugin == "chatface.plugins.schedules"
+    assert "not_callable" not in registry.schedules
+    problems = [p.message for p in registry.problems if p.plugin == "schedule-plugin"]
+    assert len(problems) == 3 and any("already registered" in m for m in problems)
+    condition = registry.schedules["first_only"].value("edit", "orig")
+    assert [condition(i, t) for i, t in [(0, 900), (1, 500)]] == ["edit", "orig"]
+
+
 def test_every_hook_has_a_test() -> None:
     module = sys.modules[__name__]
     hooks = hookspecs.hook_names()
-    assert len(hooks) == 4
+    assert len(hooks) == 5
     missing = [h for h in hooks if not hasattr(module, f"test_hook_{h}")]
     assert not missing, f"hooks without a test_hook_<name> test: {missing}"
 
