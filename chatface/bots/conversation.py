@@ -360,7 +360,7 @@ class ConversationCore:
                 plan_json=plan.to_json(),
                 new_state=new_state,
                 reply=text,
-                job=Job(kind="render", steps=plan.steps),
+                job=Job(kind="render", steps=plan.steps, schedule=plan.schedule),
                 job_if=needs_render,
             )
         except ChatFaceError as exc:  # nothing to undo, an unknown attribute, ...

@@ -199,12 +199,13 @@ class Jobs:
         key = (user, chat)
         try:
             opened, latents = await self.faces.opened(face)
+            state = SessionState.from_json(current.state_json)
             request = RenderRequest.make(
                 uuid.uuid4().hex,
                 latents,
-                SessionState.from_json(current.state_json),
+                state,
                 steps=plan.steps or self.engine.config["render.steps"],
-                schedule=self.engine.config["render.schedule"],
+                schedule=self.engine.schedule_for(state, plan.schedule),
                 backend=face.backend,
                 user=f"{self.platform}:{user}/{chat}",  # a newer edit replaces this chat's
             )
@@ -298,7 +299,7 @@ class Jobs:
             # Moved on before the restart (undo, a newer edit): nothing is owed.
             await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
             return SILENT
-        plan = EditPlan("edit", steps=job.steps)
+        plan = EditPlan("edit", steps=job.steps, schedule=job.schedule)
         return await self.render(job_id, user, chat, user_id, face, current, plan, job.reply, None)
 
     # --- /status, /cancel, /forget ------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -146,6 +146,9 @@ class Engine:
             owner = self.registry.planners[name].plugin
             kind = type(plan).__name__
             raise PluginError(f"Planner {name!r} of plugin {owner} returned {kind}, not EditPlan.")
+        if plan.schedule is not None and plan.schedule not in self.registry.schedules:
+            logger.warning("planner %s asked for an unknown schedule; ignored", name)
+            plan = replace(plan, schedule=None)
         unknown = [
             op.attribute for op in plan.edits if op.attribute not in self.registry.attributes
         ]
@@ -155,8 +158,22 @@ class Engine:
         kept = tuple(op for op in plan.edits if op.attribute not in unknown)
         note = f"I can't change {', '.join(unknown)}."
         if kept:
-            return EditPlan("edit", kept, plan.steps, f"{plan.reply} {note}".strip())
+            reply = f"{plan.reply} {note}".strip()
+            return EditPlan("edit", kept, plan.steps, reply, plan.schedule)
         return EditPlan("chat", reply=f"{note} Say 'attributes' to see what I can change.")
+
+    def schedule_for(self, state: SessionState, asked: str | None = None) -> str:
+        """The condition schedule to render ``state`` with: the one ``asked`` for (by a
+        plan), else the one the edited attributes prefer when they agree, else the
+        ``render.schedule`` setting."""
+        if asked:
+            return asked
+        preferred = {
+            attribute.schedule
+            for name in state.strengths
+            if (attribute := self.registry.attribute(name)) is not None and attribute.schedule
+        }
+        return preferred.pop() if len(preferred) == 1 else self.config["render.schedule"]
 
     def edit_latents(
         self, z_sem: torch.Tensor, state: SessionState, backend: str | None = None
@@ -284,9 +301,7 @@ class Engine:
         name = backend or self.config["engine.backend"]
         z_edit = self.edit_latents(latents.z_sem, state, name)
         steps = steps or self.config["render.steps"]
-        return self.render_group(
-            name, latents, z_edit, self.config["render.schedule"], steps, progress
-        )
+        return self.render_group(name, latents, z_edit, self.schedule_for(state), steps, progress)
 
     def render_group(
         self,

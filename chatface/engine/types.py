@@ -72,6 +72,9 @@ class Attribute:
     aliases: tuple[str, ...] = ()
     backend: str = "diffae"
     strength_range: tuple[float, float] = (-1.0, 1.0)
+    # The condition schedule this attribute renders best with (a registered name), or
+    # None for the ``render.schedule`` setting.
+    schedule: str | None = None
 
     def clamp(self, strength: float) -> float:
         low, high = self.strength_range
@@ -112,6 +115,7 @@ class EditPlan:
     edits: tuple[EditOp, ...] = ()
     steps: int | None = None
     reply: str = ""
+    schedule: str | None = None  # a registered condition schedule for this render, or None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -122,6 +126,8 @@ class EditPlan:
             isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1
         ):
             raise PlanError(f"steps must be a positive integer or null, got {self.steps!r}.")
+        if self.schedule is not None and not isinstance(self.schedule, str):
+            raise PlanError(f"schedule must be a name or null, got {self.schedule!r}.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EditPlan:
@@ -142,15 +148,19 @@ class EditPlan:
             edits=tuple(edits),
             steps=data.get("steps"),
             reply=reply,
+            schedule=data.get("schedule"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "action": self.action,
             "edits": [op.to_dict() for op in self.edits],
             "steps": self.steps,
             "reply": self.reply,
         }
+        if self.schedule is not None:  # optional in the contract
+            data["schedule"] = self.schedule
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)

@@ -181,6 +181,7 @@ class Job(SQLModel, table=True):
     face_id: int | None = Field(default=None)
     edit_id: int | None = Field(default=None)
     steps: int | None = Field(default=None)
+    schedule: str | None = Field(default=None, max_length=64)  # asked for by the plan
     reply: str = Field(default="", sa_type=sa.Text)  # the text sent with the result
     error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = _created_at()

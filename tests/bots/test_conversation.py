@@ -35,6 +35,7 @@ SCRIPT = {
     "help": EditPlan("help"),
     "attributes": EditPlan("list_attributes"),
     "quick": EditPlan("edit", (EditOp("age", 0.5),), steps=2, reply="Older, quickly."),
+    "smile, constant": EditPlan("edit", (EditOp("smile", 0.5),), schedule="constant"),
 }
 
 
@@ -541,3 +542,19 @@ def test_the_flood_limit_forgets_quiet_people(monkeypatch) -> None:
     clock[0] = 61.0
     assert limit.check("e") is None
     assert set(limit._seen) == {"e"}  # the others were quiet for a minute
+
+
+def test_a_plan_can_ask_for_a_schedule(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore) -> tuple[bytes, bytes]:
+        for user in ("s1", "s2"):
+            await chat.receive_photo(user, "c", PHOTO.read_bytes())
+        stable = await chat.receive_text("s1", "c", "smile please")  # render.schedule: stable
+        constant = await chat.receive_text("s2", "c", "smile, constant")
+        return stable.image, constant.image
+
+    stable, constant = run(engine, store, "telegram", session)
+    assert not same(stable, constant)  # the same state, rendered another way
+    [job] = [j for j in jobs_of(store, "telegram", "s2") if j.kind == "render"]
+    assert job.schedule == "constant"  # kept for a render after a restart

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from chatface import hookimpl
 from chatface.config import load_config
 from chatface.engine.editor import Engine
-from chatface.engine.types import SessionState
+from chatface.engine.types import Attribute, EditOp, EditPlan, SessionState
 from chatface.errors import ConfigError
 from chatface.plugins.schedules import constant, stable
 from tests.engine.test_batch import encoded_faces
@@ -78,3 +80,38 @@ def test_a_plugin_schedule_is_chosen_by_the_setting(pm, add_plugin, monkeypatch)
     z_edit = engine.edit_latents(face.z_sem, state, "tiny")
     assert torch.equal(rendered, engine.render_group("tiny", face, z_edit, "halfway", 4))
     assert not torch.equal(rendered, engine.render_group("tiny", face, z_edit, "stable", 4))
+
+
+class Picky:
+    """Attributes that prefer a schedule."""
+
+    name = "picky"
+
+    def attributes(self):  # type: ignore[no-untyped-def]
+        return [
+            Attribute("wink", "w", backend="tiny", schedule="constant"),
+            Attribute("frown", "f", backend="tiny", schedule="stable"),
+        ]
+
+    def edit(self, z_sem, attribute, strength):  # type: ignore[no-untyped-def]
+        return z_sem + strength
+
+    @hookimpl
+    def chatface_register_directions(self, register):  # type: ignore[no-untyped-def]
+        register(self)
+
+
+def test_a_plan_or_the_attributes_pick_the_schedule(pm, add_plugin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    add_plugin(Picky(), "picky-plugin")
+    monkeypatch.setenv("CHATFACE_RENDER_SCHEDULE", "stable")
+    engine = Engine(load_config(), pm)
+    assert engine.schedule_for(SessionState({"smile": 0.5})) == "stable"  # the setting
+    assert engine.schedule_for(SessionState({"wink": 0.5, "smile": 0.2})) == "constant"
+    assert engine.schedule_for(SessionState({"wink": 0.5, "frown": 0.5})) == "stable"  # disagree
+    assert engine.schedule_for(SessionState({"wink": 0.5}), "stable") == "stable"  # the plan's
+
+    plan = EditPlan("edit", (EditOp("smile", 0.5),), schedule="constant")
+    assert EditPlan.from_dict(plan.to_dict()) == plan
+    assert "schedule" not in EditPlan("edit").to_dict()  # optional in the contract
+    assert engine._checked_plan("rules", plan).schedule == "constant"
+    assert engine._checked_plan("rules", replace(plan, schedule="wobbly")).schedule is None

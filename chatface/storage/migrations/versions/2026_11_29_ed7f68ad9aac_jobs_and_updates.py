@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("face_id", sa.Integer(), nullable=True),
         sa.Column("edit_id", sa.Integer(), nullable=True),
         sa.Column("steps", sa.Integer(), nullable=True),
+        sa.Column("schedule", sa.String(length=64), nullable=True),
         sa.Column("reply", sa.Text(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
