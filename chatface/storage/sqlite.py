@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +19,24 @@ from chatface.errors import StorageError
 logger = logging.getLogger(__name__)
 
 
+WAL_WAIT_S = 30.0  # as long as a connection waits for a lock (the store's sqlite timeout)
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    # WAL lets the bots read while a render result is being written.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL lets the bots read while a render result is being written. Switching a new
+    # file to WAL needs it to itself, and SQLite answers "locked" at once instead of
+    # waiting when another process is doing the same: wait here.
+    deadline = time.monotonic() + WAL_WAIT_S
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     cursor.close()
 
 
