@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from chatface.bots.replies import FAILED, SILENT, Delivery, Reply
 from chatface.engine.batch import RenderRequest
-from chatface.engine.queue import JobCancelledError, JobReplacedError
+from chatface.engine.queue import JobCancelledError, JobReplacedError, forward_progress
 from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError
 from chatface.files import atomic_write
@@ -116,9 +115,12 @@ class Jobs:
     ) -> Reply:
         """A photo job: find and encode the face, store it. ``incoming``: the stored
         photo, removed once the job ends."""
+        if progress is not None:  # the encoding reports from the model thread
+            loop = asyncio.get_running_loop()
+            progress = forward_progress(loop, [progress], PROGRESS_INTERVAL_S)
         try:
             opened = await self.queue.run_model(
-                self.engine.open_face, photo, backend=self.backend, progress=_on_loop(progress)
+                self.engine.open_face, photo, backend=self.backend, progress=progress
             )
         except JobCancelledError:
             return SILENT  # the queue closed: the next start does the job
@@ -333,25 +335,6 @@ class Jobs:
 def _log_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and (error := future.exception()) is not None:
         logger.warning("Could not mark a job running: %s", error)
-
-
-def _on_loop(progress: Progress | None) -> Progress | None:
-    """``progress`` for work on another thread: called on this event loop, throttled like
-    the render queue's reports (always the last step)."""
-    if progress is None:
-        return None
-    loop = asyncio.get_running_loop()
-    last = float("-inf")
-
-    def report(done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if done < total and now - last < PROGRESS_INTERVAL_S:
-            return
-        last = now
-        loop.call_soon_threadsafe(progress, done, total)
-
-    return report
 
 
 def _finish(opened: OpenedFace, crop: object, path: object) -> bytes:

@@ -310,19 +310,27 @@ class LocalRenderQueue:
                 job._finish("done", result)
 
     def _progress_for(self, batch: list[RenderJob]) -> Progress:
-        """A callback for the model thread that forwards to each job on the event loop,
-        at most every ``progress_interval_s`` (and always the last step)."""
+        """A callback for the model thread that forwards to each job on the event loop."""
         callbacks = [job.progress for job in batch if job.progress is not None]
-        last = [float("-inf")]
-        lock = threading.Lock()
+        return forward_progress(self._loop, callbacks, self.progress_interval_s)
 
-        def report(done: int, total: int) -> None:
-            now = time.monotonic()
-            with lock:
-                if done < total and now - last[0] < self.progress_interval_s:
-                    return
-                last[0] = now
-            for callback in callbacks:
-                self._loop.call_soon_threadsafe(callback, done, total)
 
-        return report
+def forward_progress(
+    loop: asyncio.AbstractEventLoop, callbacks: Sequence[Progress], interval_s: float
+) -> Progress:
+    """A progress callback for work on another thread: it calls each of ``callbacks`` on
+    ``loop``, at most every ``interval_s`` (and always for the last step)."""
+    last = float("-inf")
+    lock = threading.Lock()
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        with lock:
+            if done < total and now - last < interval_s:
+                return
+            last = now
+        for callback in callbacks:
+            loop.call_soon_threadsafe(callback, done, total)
+
+    return report
