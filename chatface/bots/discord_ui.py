@@ -157,10 +157,7 @@ class StatusMessage:
         self._pending: asyncio.Task[None] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        # Safe from any thread: a model thread may report the encoding's steps.
-        self._loop.call_soon_threadsafe(self._report, done, total)
-
-    def _report(self, done: int, total: int) -> None:
+        """The core's progress callback (on the event loop)."""
         now = time.monotonic()
         if (self._pending and not self._pending.done()) or now - self._last < EDIT_INTERVAL_S:
             return
