@@ -77,13 +77,15 @@ class Jobs:
         self.platform, self.backend = platform, backend  # the backend for new photos
         self._active: dict[tuple[str, str], tuple[RenderJob, int]] = {}  # (user, chat) ->
         self._cancelled: set[int] = set()  # job rows cancelled with /cancel
+        # Jobs created since are this run's own, being carried out: never recovered.
+        self._run_began = utc_now()
 
     async def recover(self, deliver: Deliver) -> int:
         """Carry out the jobs that were queued or running when this platform's bot
         stopped; each reply goes to ``deliver`` as soon as its job is done. Returns how
         many jobs there were."""
         await asyncio.to_thread(self.store.prune, utc_now() - KEEP_HANDLED)
-        rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform)
+        rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform, self._run_began)
         if rows:
             logger.info("Recovering %d unfinished job(s)", len(rows))
 

@@ -291,9 +291,11 @@ class Turns:
                 self._log(session, job.conversation_id, "bot", reply)
             return JobEnd(found=True, face=face, current=current)
 
-    def unfinished_jobs(self, platform: str) -> list[tuple[Job, int, str, str]]:
-        """Jobs of ``platform``'s users that were queued or running, oldest first, each
-        with its user's id and platform id and its chat id."""
+    def unfinished_jobs(
+        self, platform: str, before: datetime | None = None
+    ) -> list[tuple[Job, int, str, str]]:
+        """Jobs of ``platform``'s users that were queued or running (and created before
+        ``before``), oldest first, each with its user's id and platform id and its chat id."""
         with self._transaction(write=False) as session:
             query = (
                 select(Job, User.id, User.platform_user_id, Conversation.chat_id)
@@ -302,6 +304,8 @@ class Turns:
                 .where(User.platform == platform, col(Job.state).in_(UNFINISHED))
                 .order_by(col(Job.id))
             )
+            if before is not None:
+                query = query.where(col(Job.created_at) < before)
             return [
                 (job, uid or 0, user, chat) for job, uid, user, chat in session.exec(query).all()
             ]

@@ -274,6 +274,21 @@ def test_forget_during_a_render_leaves_nothing_behind(setup) -> None:
     )
 
 
+def test_recovery_leaves_this_runs_own_jobs_alone(setup) -> None:
+    engine, store = setup
+
+    async def session(chat: ConversationCore, gate: threading.Event) -> None:
+        await chat.receive_photo("u18", "c", PHOTO.read_bytes())
+        smile = asyncio.create_task(chat.receive_text("u18", "c", "smile please"))
+        await until(lambda: chat.queue.stats().running == 1)
+        assert await collect(chat) == []  # the render in flight is not the last run's
+        gate.set()
+        assert (await smile).image is not None
+        assert chat.queue.stats().rendered == 1
+
+    run_gated(engine, store, "telegram", session)
+
+
 def test_a_photo_cut_off_by_a_stop_is_encoded_after_the_restart(setup) -> None:
     engine, store = setup
 
