@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loop_thread import start_loop_thread, stop_loop_thread
+from tests.fakes.loop_thread import LoopThreadServer
 
 KEY_HEADERS = ("x-api-key", "authorization")
 _ids = itertools.count(1)
@@ -114,8 +114,10 @@ def raw(text: str, content_type: str = "application/json") -> Reply:
     return Reply(body=text, headers={"content-type": content_type})
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(LoopThreadServer):
     """Start with :meth:`start`, stop with :meth:`stop`; ``base_url`` is the SDK's base URL."""
+
+    thread_name = "fake-anthropic"
 
     def __init__(self, expected_key: str | None = None) -> None:
         self.expected_key = expected_key
@@ -123,8 +125,6 @@ class FakeAnthropicServer:
         self.unscripted = 0
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
         self.port = 0
@@ -197,13 +197,3 @@ class FakeAnthropicServer:
         assert self._closing is not None and self._runner is not None
         self._closing.set()
         await self._runner.cleanup()
-
-    def start(self) -> FakeAnthropicServer:
-        self._loop, self._thread = start_loop_thread(self._start, "fake-anthropic")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        stop_loop_thread(self._loop, self._thread, self._stop)
-        self._loop = self._thread = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 
 def start_loop_thread(
@@ -45,3 +46,34 @@ def stop_loop_thread(
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
+
+
+class LoopThreadServer:
+    """``start()``/``stop()`` (or ``with``) for a fake server whose ``_start()`` and
+    ``_stop()`` coroutines set it up and tear it down on a loop thread of its own."""
+
+    thread_name = "fake-server"
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._loop, self._thread = start_loop_thread(self._start, self.thread_name)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        stop_loop_thread(self._loop, self._thread, self._stop)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

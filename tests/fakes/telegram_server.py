@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -64,7 +63,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import telegram_objects as tg
-from tests.fakes.loop_thread import start_loop_thread, stop_loop_thread
+from tests.fakes.loop_thread import LoopThreadServer
 from tests.fakes.telegram_calls import Call, CallLog, UploadedFile
 from tests.fakes.telegram_methods import MethodsMixin, StoredFile
 from tests.fakes.telegram_webhook import UNREACHABLE, WEBHOOK, Webhook, WebhookMixin
@@ -85,9 +84,11 @@ class _Poll:
     superseded: bool = False
 
 
-class FakeTelegramServer(CallLog, MethodsMixin, WebhookMixin):
+class FakeTelegramServer(CallLog, MethodsMixin, WebhookMixin, LoopThreadServer):
     """Start with :meth:`start` (or ``with``), stop with :meth:`stop`. A failed webhook
     delivery is retried after the pauses in ``webhook_retry_s`` (the last one repeats)."""
+
+    thread_name = "fake-telegram"
 
     def __init__(
         self, token: str = TOKEN, bot_username: str = BOT_USERNAME,
@@ -115,8 +116,6 @@ class FakeTelegramServer(CallLog, MethodsMixin, WebhookMixin):
         self._ids = itertools.count(1)
         self._poll: _Poll | None = None
         self._closing = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._webhook_changed = asyncio.Event()
         self._delivery: asyncio.Task[None] | None = None
@@ -376,19 +375,3 @@ class FakeTelegramServer(CallLog, MethodsMixin, WebhookMixin):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery
         await self._runner.cleanup()
-
-    def start(self) -> FakeTelegramServer:
-        self._loop, self._thread = start_loop_thread(self._start, "fake-telegram")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        stop_loop_thread(self._loop, self._thread, self._stop)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeTelegramServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
