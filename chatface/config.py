@@ -68,6 +68,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("render", "schedule", "stable",
             "How the semantic condition moves during rendering: 'stable' (edited z first, "
             "blending back to the original z) or 'constant' (edited z at every step)."),
+    Setting("identity", "model", "facenet",
+            "Face-recognition network that measures identity (after each edit, in training "
+            "and evaluation): 'facenet' (needs `chatface weights download facenet_vggface2`) "
+            "or 'tiny' (random weights, for tests and dry runs)."),
     Setting("photos", "max_bytes", 20_000_000, "Largest photo file accepted, in bytes."),
     Setting("photos", "max_pixels", 40_000_000,
             "Largest photo accepted, in pixels (width x height); larger ones, decompression "

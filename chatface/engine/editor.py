@@ -23,6 +23,7 @@ from chatface.engine.types import (
     Attribute,
     Backend,
     EditPlan,
+    IdentityModel,
     Latents,
     PlanContext,
     Planner,
@@ -77,6 +78,7 @@ class Engine:
         self._registry: Registry | None = None
         self._planners: dict[str, Planner] = {}
         self._backends: dict[str, Backend] = {}
+        self._identity_models: dict[str, IdentityModel] = {}
 
     @property
     def registry(self) -> Registry:
@@ -193,6 +195,15 @@ class Engine:
             entry = _registered(self.registry.backends, "backend", name)
             self._backends[name] = entry.value(self.config)
         return self._backends[name]
+
+    def identity_model(self, name: str | None = None) -> IdentityModel:
+        """The face-recognition network called ``name`` (default: the ``identity.model``
+        setting), loaded once."""
+        name = name or self.config["identity.model"]
+        if name not in self._identity_models:
+            entry = _registered(self.registry.identity_models, "identity model", name)
+            self._identity_models[name] = entry.value(self.config)
+        return self._identity_models[name]
 
     def is_random(self, backend: str) -> bool:
         """Whether ``backend`` was registered with random weights (its output is noise)."""

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     import torch
 
     from chatface.config import Config
-    from chatface.engine.types import Backend, DirectionProvider, Planner, WeightsSpec
+    from chatface.engine.types import (
+        Backend,
+        DirectionProvider,
+        IdentityModel,
+        Planner,
+        WeightsSpec,
+    )
 
 PROJECT_NAME = "chatface"
 
@@ -28,6 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 BackendFactory = Callable[["Config"], "Backend"]
 PlannerFactory = Callable[["Config"], "Planner"]
+IdentityFactory = Callable[["Config"], "IdentityModel"]
 # (z_edit, z_orig) -> (step index, timestep) -> the z_sem that conditions that step
 ScheduleFactory = Callable[["torch.Tensor", "torch.Tensor"], Callable[[int, int], "torch.Tensor"]]
 
@@ -90,6 +97,20 @@ def chatface_register_schedules(register: Callable[[str, ScheduleFactory], None]
     ones are ``stable`` (ChatFace's stable manipulation) and ``constant``. With
     ``z_edit`` equal to ``z_orig`` (no edit) a schedule must condition every step on
     ``z_orig``, so that strength 0 renders the unedited face.
+    """
+
+
+@hookspec
+def chatface_register_identity_models(register: Callable[[str, IdentityFactory], None]) -> None:
+    """Register face-recognition networks: identity loss in training, identity metric after edits.
+
+    Call ``register(name, factory)`` once per network. ``factory(config)`` is called
+    lazily and returns an object with :class:`chatface.engine.types.IdentityModel`'s
+    ``embed(images) -> [B, E]``: unit-length embeddings of aligned face crops given as
+    ``[B, 3, S, S]`` tensors in [-1, 1] of any size ``S`` (the model resizes), with a
+    differentiable torch forward so training can use it as a loss. The setting
+    ``identity.model`` picks one by name. A network with random weights registers with
+    ``register(name, factory, random_weights=True)``.
     """
 
 

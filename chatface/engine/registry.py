@@ -58,6 +58,8 @@ class Registry:
     weights: dict[str, Registered[WeightsSpec]] = field(default_factory=dict)
     planners: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     schedules: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    identity_models: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    random_identity_models: set[str] = field(default_factory=set)  # random_weights=True
     providers: dict[str, Registered[DirectionProvider]] = field(default_factory=dict)
     # The vocabulary planners see: each attribute name with its first declaration.
     attributes: dict[str, Registered[Attribute]] = field(default_factory=dict)
@@ -96,6 +98,7 @@ class Registry:
             "attributes": sorted({a for p in providers for a in self.provider_attributes[p]}),
             "planners": pick(self.planners),
             "schedules": pick(self.schedules),
+            "identity_models": pick(self.identity_models),
             "weights": pick(self.weights),
         }
 
@@ -129,12 +132,17 @@ def _call_each(
 
 
 def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str, kind: str) -> None:
-    tables = {"backend": registry.backends, "planner": registry.planners}
-    table = tables.get(kind, registry.schedules)
+    tables = {
+        "backend": (registry.backends, registry.random_backends),
+        "planner": (registry.planners, None),
+        "schedule": (registry.schedules, None),
+        "identity model": (registry.identity_models, registry.random_identity_models),
+    }
+    table, random_table = tables[kind]
 
     def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], **flags: Any) -> None:
-            allowed = {"random_weights"} if kind == "backend" else set()
+            allowed = {"random_weights"} if random_table is not None else set()
             if unknown := sorted(set(flags) - allowed):
                 message = f"{kind} {name!r}: unknown option(s) {', '.join(unknown)}"
                 registry.problems.append(Problem(plugin, hook, message))
@@ -156,8 +164,8 @@ def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str,
             registry.problems.append(Problem(plugin, hook, message))
         else:
             table[name] = Registered(factory, plugin)
-            if random_weights:
-                registry.random_backends.add(name)
+            if random_weights and random_table is not None:
+                random_table.add(name)
 
     _call_each(pm, hook, registry, make_register, accept)
 
@@ -283,6 +291,7 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     _directions_hook(pm, registry)
     _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
     _named_factory_hook(pm, registry, "chatface_register_schedules", "schedule")
+    _named_factory_hook(pm, registry, "chatface_register_identity_models", "identity model")
     _weights_hook(pm, registry)
     # One warning per provider and missing backend, not one per attribute.
     missing: dict[tuple[str, str], list[str]] = {}

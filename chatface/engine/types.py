@@ -248,6 +248,15 @@ class DirectionProvider(Protocol):
 
 
 @runtime_checkable
+class IdentityModel(Protocol):
+    """A face-recognition network: how alike two aligned faces are, differentiably."""
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] aligned faces in [-1, 1] (any S) -> [B, E] unit-length embeddings."""
+        ...
+
+
+@runtime_checkable
 class Planner(Protocol):
     """Turns a chat message into an EditPlan.
 

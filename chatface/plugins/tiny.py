@@ -4,7 +4,8 @@ It exists so that the whole pipeline (photo -> face -> latents -> edit -> render
 paste back) can run offline, on a fresh install, in seconds: for demos without
 downloaded weights, tests and dry runs. Its output is noise shaped by the photo, never
 a real edit. Its attributes carry the CelebA names but move z_sem along fixed random
-directions of the tiny latent space.
+directions of the tiny latent space. The ``tiny`` identity model is a small random
+convolutional network with the same role as a face-recognition one (``identity.model``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from chatface.config import Config
-    from chatface.engine.types import Backend
+    from chatface.engine.types import Backend, IdentityModel
 
 BACKEND_NAME = "tiny"
 SEED = 20230523
@@ -66,6 +67,13 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
     return DiffAEBackend(model, device=device, weights_sha256=f"random-seed-{SEED}")
 
 
+def make_tiny_identity(config: Config | None = None) -> IdentityModel:
+    """A small convolutional embedding network, every weight drawn from a fixed seed."""
+    from chatface.plugins.tiny_identity import TinyIdentity
+
+    return TinyIdentity(seed=SEED)
+
+
 class TinyDirections:
     """CelebA attribute names, each a fixed random direction of the tiny latent space."""
 
@@ -92,6 +100,11 @@ class TinyDirections:
 @hookimpl
 def chatface_register_backends(register: Callable[..., None]) -> None:
     register(BACKEND_NAME, make_tiny_backend, random_weights=True)
+
+
+@hookimpl
+def chatface_register_identity_models(register: Callable[..., None]) -> None:
+    register(BACKEND_NAME, make_tiny_identity, random_weights=True)
 
 
 @hookimpl

@@ -11,6 +11,7 @@ import torch
 
 from chatface import hookimpl
 from chatface.engine import hookspecs
+from chatface.engine.editor import Engine
 from chatface.engine.registry import collect
 from chatface.engine.types import Attribute, EditOp, EditPlan, Latents
 
@@ -107,7 +108,6 @@ def test_hook_chatface_register_planners(pm, add_plugin) -> None:
 
 def test_hook_chatface_register_weights(pm, add_plugin, tmp_path) -> None:
     from chatface.engine import weights
-    from chatface.engine.editor import Engine
     from chatface.engine.types import ImportedWeights, WeightsSource, WeightsSpec
     from chatface.engine.weights import write_tensors
 
@@ -173,10 +173,37 @@ def test_hook_chatface_register_schedules(pm, add_plugin) -> None:
     assert [condition(i, t) for i, t in [(0, 900), (1, 500)]] == ["edit", "orig"]
 
 
+def test_hook_chatface_register_identity_models(pm, add_plugin) -> None:
+    class Constant:
+        def embed(self, images):  # type: ignore[no-untyped-def]
+            return torch.nn.functional.normalize(torch.ones(images.shape[0], 4), dim=1)
+
+    class Plugin:
+        @hookimpl
+        def chatface_register_identity_models(self, register):  # type: ignore[no-untyped-def]
+            register("constant", lambda config: Constant(), random_weights=True)
+            register("tiny", lambda config: Constant())  # taken by the tiny plugin
+            register("odd", lambda config: Constant(), colour="red")
+
+    add_plugin(Plugin(), "identity-plugin")
+    registry = collect(pm)
+    assert registry.identity_models["constant"].plugin == "identity-plugin"
+    assert registry.random_identity_models == {"constant", "tiny"}
+    problems = [p.message for p in registry.problems if p.plugin == "identity-plugin"]
+    assert len(problems) == 2 and "unknown option(s) colour" in problems[0]
+    assert "already registered" in problems[1]
+    engine = Engine(plugin_manager=pm)
+    model = engine.identity_model("constant")
+    assert engine.identity_model("constant") is model  # loaded once
+    assert model.embed(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
+    tiny = engine.identity_model("tiny").embed(torch.zeros(1, 3, 64, 64))
+    assert tiny.shape == (1, 64) and abs(float(tiny.norm()) - 1.0) < 1e-5
+
+
 def test_every_hook_has_a_test() -> None:
     module = sys.modules[__name__]
     hooks = hookspecs.hook_names()
-    assert len(hooks) == 5
+    assert len(hooks) == 6
     missing = [h for h in hooks if not hasattr(module, f"test_hook_{h}")]
     assert not missing, f"hooks without a test_hook_<name> test: {missing}"
 
