@@ -1,0 +1,199 @@
+"""``chatface train-mapper``: train a mapping network for one attribute from face photos.
+
+The command reads the faces (a folder, encoded once and cached, or a latents file),
+runs :func:`chatface.plugins.mapper.train.train` with a rich progress bar showing the
+losses, and writes the mapper file into ``<data dir>/mappers/`` where the mapper
+provider finds it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from chatface.errors import ChatFaceError
+
+if TYPE_CHECKING:
+    from chatface.engine.editor import Engine
+    from chatface.plugins.mapper.train import TrainResult, TrainSettings
+    from chatface.plugins.mapper.train_data import TrainingFaces
+
+console = Console(stderr=True, highlight=False)
+ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+FACES_CACHE = "faces.safetensors"
+
+
+def train_mapper(
+    attribute: str = typer.Option(
+        ..., "--attribute", help="Name of the new attribute, snake_case (e.g. curly_hair)."
+    ),
+    target: str = typer.Option(
+        ..., "--target", help="CLIP text of the edited faces, e.g. 'a photo of a face with curly hair'."
+    ),
+    source: str = typer.Option(
+        "a photo of a face", "--source", help="CLIP text of the faces before the edit."
+    ),
+    images: Path | None = typer.Option(
+        None, "--images", help="Folder of face photos to train on (encoded once, cached)."
+    ),
+    latents: Path | None = typer.Option(
+        None, "--latents", help="Train on this latents file instead (a faces cache or `chatface encode` output)."
+    ),
+    iters: int = typer.Option(10_000, "--iters", min=1, help="Iterations to train in all."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Faces per iteration."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the network's start and of the batches."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the checkpoint, previews and faces cache "
+        "(default <data dir>/training/ATTRIBUTE)."
+    ),
+    description: str = typer.Option("", "--description", help="What the attribute does (default: from its name)."),
+    alias: list[str] = typer.Option([], "--alias", help="Another word for it, English or Chinese (repeat)."),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a mapping network that edits faces towards a text (ChatFace's method).
+
+    The trained attribute lands in <data dir>/mappers/ and can be used in chats at once.
+
+    Example: chatface train-mapper --attribute curly_hair --target "a photo of a face with curly hair" --images photos/
+    """  # noqa: E501
+    from chatface.config import load_config
+    from chatface.engine.editor import Engine
+
+    if not ATTRIBUTE_NAME.fullmatch(attribute):
+        raise ChatFaceError(f"--attribute must be snake_case (like curly_hair), got {attribute!r}.")
+    if (images is None) == (latents is None):
+        raise ChatFaceError("Give the training faces with either --images DIR or --latents FILE.")
+    engine = Engine(load_config())
+    backend = engine.config["engine.backend"]
+    if engine.is_random(backend):
+        console.print(f"[yellow]The '{backend}' backend has random weights: a dry run only.[/yellow]")
+    out = out or engine.config.data_dir / "training" / attribute
+    faces = _faces(engine, backend, images, latents, out)
+    settings = _settings(engine, attribute, source, target, backend, batch, seed)
+    result = _run(engine, faces, settings, iters=iters, out=out, resume=resume)
+    saved = _save(engine, faces, settings, result, description, tuple(alias))
+    metrics = result.metrics()
+    if json_:
+        report = {
+            "mapper": str(saved),
+            "iterations": result.iterations,
+            "faces": len(faces),
+            "skipped": len(faces.skipped),
+            "seconds": round(result.seconds, 3),
+            "metrics": metrics,
+        }
+        typer.echo(json.dumps(report))
+        return
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    console.print(f"Trained '{attribute}' for {result.iterations} iterations ({losses}).")
+    typer.echo(str(saved))
+
+
+def _faces(
+    engine: Engine, backend: str, images: Path | None, latents: Path | None, out: Path
+) -> TrainingFaces:
+    from chatface.plugins.mapper.train_data import load_or_encode, read_faces
+
+    if latents is not None:
+        faces = read_faces(latents)
+    else:
+        assert images is not None
+        with _bar("Encoding faces") as bar:
+            faces = load_or_encode(
+                engine, images, out / FACES_CACHE, backend=backend,
+                progress=lambda done, total: bar.update(0, completed=done, total=total),
+            )  # fmt: skip
+        if faces.skipped:
+            console.print(f"Skipped {len(faces.skipped)} photos without a usable face:")
+            for line in faces.skipped:
+                console.print(f"  {line}")
+    weights = engine.backend(backend).weights_sha256
+    if faces.backend != backend or (faces.backend_sha256 and faces.backend_sha256 != weights):
+        raise ChatFaceError(
+            f"The faces were encoded by the '{faces.backend}' backend with other weights than "
+            f"'{backend}' now has; encode them again (train with --images)."
+        )
+    return faces
+
+
+def _settings(
+    engine: Engine, attribute: str, source: str, target: str, backend: str, batch: int, seed: int
+) -> TrainSettings:
+    from chatface.plugins.mapper.objective import objective_settings
+    from chatface.plugins.mapper.train import TrainSettings
+
+    return TrainSettings(
+        attribute, source, target, backend, batch=batch, seed=seed,
+        lr=engine.config["train.lr"], objective=objective_settings(engine.config),
+    )  # fmt: skip
+
+
+def _run(
+    engine: Engine, faces: TrainingFaces, settings: TrainSettings, *, iters: int, out: Path, resume: bool
+) -> TrainResult:
+    from chatface.plugins.mapper.objective import make_objective
+    from chatface.plugins.mapper.train import train
+
+    objective = make_objective(engine, settings.source, settings.target, backend=settings.backend)
+    with _bar("Training", losses="") as bar:
+
+        def report(done: int, total: int, losses: dict[str, float]) -> None:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+            bar.update(0, completed=done, total=total, losses=shown)
+
+        return train(
+            engine, faces, settings, objective, iters=iters, out=out, resume=resume,
+            checkpoint_every=engine.config["train.checkpoint_every"],
+            preview_every=engine.config["train.preview_every"], progress=report,
+        )  # fmt: skip
+
+
+def _save(
+    engine: Engine,
+    faces: TrainingFaces,
+    settings: TrainSettings,
+    result: TrainResult,
+    description: str,
+    aliases: tuple[str, ...],
+) -> Path:
+    from chatface.plugins.mapper.files import MapperInfo, save_mapper
+
+    network = result.network
+    info = MapperInfo(
+        attribute=settings.attribute,
+        description=description or settings.attribute.replace("_", " "),
+        backend=settings.backend,
+        latent_dim=network.latent_dim,
+        aliases=aliases,
+        source=settings.source,
+        target=settings.target,
+        backend_sha256=engine.backend(settings.backend).weights_sha256,
+        training={**settings.to_dict(), "iterations": result.iterations, "faces": len(faces)},
+        metrics=result.metrics(),
+    )
+    return save_mapper(engine.config.data_dir / "mappers", network, info)
+
+
+def _bar(description: str, **fields: str):  # noqa: ANN202 - a rich Progress context
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns.append(TimeRemainingColumn())
+    if "losses" in fields:
+        columns.append(TextColumn("{task.fields[losses]}"))
+    progress = Progress(*columns, console=console)
+    progress.add_task(description, total=None, **fields)
+    return progress
