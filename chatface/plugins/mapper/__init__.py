@@ -24,3 +24,10 @@ def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
 
     for spec in SPECS:
         register(spec)
+
+
+@hookimpl
+def chatface_register_commands(register: Callable[..., None]) -> None:
+    from chatface.plugins.mapper.train_command import train_mapper
+
+    register("train-mapper", train_mapper)

@@ -23,9 +23,11 @@ from chatface.errors import ChatFaceError
 if TYPE_CHECKING:
     import torch
 
+    from chatface.config import Config
     from chatface.engine.editor import Engine
     from chatface.engine.types import Latents
     from chatface.plugins.mapper.network import MappingNetwork
+    from chatface.plugins.mapper.objective import Objective
     from chatface.plugins.mapper.train_data import TrainingFaces
 
 logger = logging.getLogger(__name__)
@@ -35,8 +37,12 @@ PREVIEW_FACES = 4
 # Final metrics: the mean of each loss over the last iterations, not one noisy batch.
 METRICS_WINDOW = 20
 
-# (latents of a batch, their edited z_sem) -> named scalar losses with "total".
-Objective = Callable[["Latents", "torch.Tensor"], Mapping[str, "torch.Tensor"]]
+# The settings the objective reads: a resumed run must see the same values.
+OBJECTIVE_SETTINGS = (
+    "method.clip_model", "method.l1_weight", "method.latent_weight", "method.identity_weight",
+    "method.clip_weight", "method.loss_steps", "method.loss_render", "render.schedule",
+    "identity.model",
+)  # fmt: skip
 # Called after each iteration: (iterations done, total, that iteration's losses).
 TrainProgress = Callable[[int, int, Mapping[str, float]], None]
 
@@ -51,11 +57,16 @@ class TrainSettings:
     backend: str
     batch: int = 8
     seed: int = 0
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: float = 5e-4
     hidden: int = 512
     layers: int = 4
-    objective: Mapping[str, Any] = field(default_factory=dict)  # the objective's settings
+    objective: Mapping[str, Any] = field(default_factory=dict)  # OBJECTIVE_SETTINGS' values
+
+    @classmethod
+    def from_config(cls, config: Config, **values: Any) -> TrainSettings:
+        """Settings of a run: ``values`` plus the learning rate and objective from ``config``."""
+        objective = {name: config[name] for name in OBJECTIVE_SETTINGS}
+        return cls(**values, lr=config["train.lr"], objective=objective)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,9 +120,7 @@ def train(
         torch.manual_seed(settings.seed)
         network = MappingNetwork(len(faces.latents.z_sem[0]), settings.hidden, settings.layers)
         network.to(device).train()
-        optimizer = torch.optim.AdamW(
-            network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-        )
+        optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr)
         sampler = torch.Generator().manual_seed(settings.seed)
         start, history = 0, []
         if resume:
@@ -122,12 +131,12 @@ def train(
                 "another --out folder."
             )
         z_all, x_all = faces.latents.z_sem.to(device), faces.latents.x_T.to(device)
+        direction = objective.clip.text_direction(settings.source, settings.target)
         began = time.perf_counter()
         for iteration in range(start + 1, iters + 1):
             picked = _sample(sampler, len(faces), settings.batch)
-            losses = _step(
-                network, optimizer, objective, _latents(z_all[picked], x_all[picked]), device
-            )
+            batch = _latents(z_all[picked], x_all[picked])
+            losses = _step(network, optimizer, objective, batch, direction, device)
             history.append(losses)
             if progress is not None:
                 progress(iteration, iters, losses)
@@ -169,6 +178,7 @@ def _step(
     optimizer: torch.optim.Optimizer,
     objective: Objective,
     latents: Latents,
+    direction: torch.Tensor,
     device: torch.device,
 ) -> dict[str, float]:
     import torch
@@ -176,11 +186,10 @@ def _step(
     optimizer.zero_grad(set_to_none=True)
     # bf16 only where it pays and is well supported; CPU stays float32 (and exact).
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        z_edit = network.edit(latents.z_sem, 1.0)
-        losses = objective(latents, z_edit)
-    losses["total"].backward()
+        terms = objective(latents, network.edit(latents.z_sem, 1.0), direction)
+    terms.total.backward()
     optimizer.step()
-    return {name: float(value.detach()) for name, value in losses.items()}
+    return terms.as_floats()
 
 
 def _save_checkpoint(
@@ -264,7 +273,11 @@ def write_preview(
     with torch.no_grad():
         z_edit = network.edit(latents.z_sem, 1.0)
         edits = engine.render_group(
-            backend, latents, z_edit, engine.config["render.schedule"], engine.config["render.steps"]
+            backend,
+            latents,
+            z_edit,
+            engine.config["render.schedule"],
+            engine.config["render.steps"],
         )
     size = faces.images.shape[-1]
     grid = Image.new("RGB", (count * size, 2 * size))

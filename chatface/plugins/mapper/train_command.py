@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +35,9 @@ def train_mapper(
         ..., "--attribute", help="Name of the new attribute, snake_case (e.g. curly_hair)."
     ),
     target: str = typer.Option(
-        ..., "--target", help="CLIP text of the edited faces, e.g. 'a photo of a face with curly hair'."
+        ...,
+        "--target",
+        help="CLIP text of the edited faces, e.g. 'a photo of a face with curly hair'.",
     ),
     source: str = typer.Option(
         "a photo of a face", "--source", help="CLIP text of the faces before the edit."
@@ -42,18 +46,28 @@ def train_mapper(
         None, "--images", help="Folder of face photos to train on (encoded once, cached)."
     ),
     latents: Path | None = typer.Option(
-        None, "--latents", help="Train on this latents file instead (a faces cache or `chatface encode` output)."
+        None,
+        "--latents",
+        help="Train on this latents file instead (a faces cache or `chatface encode` output).",
     ),
     iters: int = typer.Option(10_000, "--iters", min=1, help="Iterations to train in all."),
     batch: int = typer.Option(8, "--batch", min=1, help="Faces per iteration."),
     seed: int = typer.Option(0, "--seed", help="Seed of the network's start and of the batches."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
-    out: Path | None = typer.Option(
-        None, "--out", help="Folder for the checkpoint, previews and faces cache "
-        "(default <data dir>/training/ATTRIBUTE)."
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its checkpoint."
     ),
-    description: str = typer.Option("", "--description", help="What the attribute does (default: from its name)."),
-    alias: list[str] = typer.Option([], "--alias", help="Another word for it, English or Chinese (repeat)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for the checkpoint, previews and faces cache "
+        "(default <data dir>/training/ATTRIBUTE).",
+    ),
+    description: str = typer.Option(
+        "", "--description", help="What the attribute does (default: from its name)."
+    ),
+    alias: list[str] = typer.Option(
+        [], "--alias", help="Another word for it, English or Chinese (repeat)."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a mapping network that edits faces towards a text (ChatFace's method).
@@ -64,6 +78,7 @@ def train_mapper(
     """  # noqa: E501
     from chatface.config import load_config
     from chatface.engine.editor import Engine
+    from chatface.plugins.mapper.train import TrainSettings
 
     if not ATTRIBUTE_NAME.fullmatch(attribute):
         raise ChatFaceError(f"--attribute must be snake_case (like curly_hair), got {attribute!r}.")
@@ -72,10 +87,15 @@ def train_mapper(
     engine = Engine(load_config())
     backend = engine.config["engine.backend"]
     if engine.is_random(backend):
-        console.print(f"[yellow]The '{backend}' backend has random weights: a dry run only.[/yellow]")
+        console.print(
+            f"[yellow]The '{backend}' backend has random weights: a dry run only.[/yellow]"
+        )
     out = out or engine.config.data_dir / "training" / attribute
     faces = _faces(engine, backend, images, latents, out)
-    settings = _settings(engine, attribute, source, target, backend, batch, seed)
+    settings = TrainSettings.from_config(
+        engine.config, attribute=attribute, source=source, target=target, backend=backend,
+        batch=batch, seed=seed,
+    )  # fmt: skip
     result = _run(engine, faces, settings, iters=iters, out=out, resume=resume)
     saved = _save(engine, faces, settings, result, description, tuple(alias))
     metrics = result.metrics()
@@ -104,13 +124,13 @@ def _faces(
         faces = read_faces(latents)
     else:
         assert images is not None
-        with _bar("Encoding faces") as bar:
+        with _bar("Encoding faces") as update:
             faces = load_or_encode(
-                engine, images, out / FACES_CACHE, backend=backend,
-                progress=lambda done, total: bar.update(0, completed=done, total=total),
-            )  # fmt: skip
+                engine, images, out / FACES_CACHE, backend=backend, progress=update
+            )
         if faces.skipped:
-            console.print(f"Skipped {len(faces.skipped)} photos without a usable face:")
+            total = len(faces) + len(faces.skipped)
+            console.print(f"Skipped {len(faces.skipped)} of {total} files without a usable face:")
             for line in faces.skipped:
                 console.print(f"  {line}")
     weights = engine.backend(backend).weights_sha256
@@ -122,30 +142,24 @@ def _faces(
     return faces
 
 
-def _settings(
-    engine: Engine, attribute: str, source: str, target: str, backend: str, batch: int, seed: int
-) -> TrainSettings:
-    from chatface.plugins.mapper.objective import objective_settings
-    from chatface.plugins.mapper.train import TrainSettings
-
-    return TrainSettings(
-        attribute, source, target, backend, batch=batch, seed=seed,
-        lr=engine.config["train.lr"], objective=objective_settings(engine.config),
-    )  # fmt: skip
-
-
 def _run(
-    engine: Engine, faces: TrainingFaces, settings: TrainSettings, *, iters: int, out: Path, resume: bool
+    engine: Engine,
+    faces: TrainingFaces,
+    settings: TrainSettings,
+    *,
+    iters: int,
+    out: Path,
+    resume: bool,
 ) -> TrainResult:
-    from chatface.plugins.mapper.objective import make_objective
+    from chatface.plugins.mapper.objective import Objective
     from chatface.plugins.mapper.train import train
 
-    objective = make_objective(engine, settings.source, settings.target, backend=settings.backend)
-    with _bar("Training", losses="") as bar:
+    objective = Objective.from_config(engine, settings.backend)
+    with _bar("Training", losses=True) as update:
 
-        def report(done: int, total: int, losses: dict[str, float]) -> None:
-            shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
-            bar.update(0, completed=done, total=total, losses=shown)
+        def report(done: int, total: int, losses: Mapping[str, float]) -> None:
+            shown = " ".join(f"{k} {v:.2f}" for k, v in losses.items())
+            update(done, total, losses=shown)
 
         return train(
             engine, faces, settings, objective, iters=iters, out=out, resume=resume,
@@ -180,7 +194,9 @@ def _save(
     return save_mapper(engine.config.data_dir / "mappers", network, info)
 
 
-def _bar(description: str, **fields: str):  # noqa: ANN202 - a rich Progress context
+@contextmanager
+def _bar(description: str, *, losses: bool = False) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr; yields ``update(done, total, **fields)``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -190,10 +206,15 @@ def _bar(description: str, **fields: str):  # noqa: ANN202 - a rich Progress con
         TimeRemainingColumn,
     )
 
-    columns = [TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    columns.append(TimeRemainingColumn())
-    if "losses" in fields:
-        columns.append(TextColumn("{task.fields[losses]}"))
-    progress = Progress(*columns, console=console)
-    progress.add_task(description, total=None, **fields)
-    return progress
+    columns = [TextColumn(description), BarColumn(bar_width=20), MofNCompleteColumn()]
+    if losses:  # the time left, then the last iteration's losses
+        columns += [TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
+    else:
+        columns.append(TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(description, total=None, losses="")
+
+        def update(done: int, total: int, **fields: str) -> None:
+            progress.update(task, completed=done, total=total, **fields)
+
+        yield update
