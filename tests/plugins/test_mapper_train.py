@@ -69,12 +69,12 @@ def run(engine: Engine, faces: TrainingFaces, out: Path, iters: int, **kwargs: o
 
 
 def test_the_clip_directional_loss_falls(engine, tmp_path) -> None:
-    result = run(engine, random_faces(engine, 1), tmp_path, iters=24)
+    result = run(engine, random_faces(engine, 1), tmp_path, iters=20)
     clip = [losses["clip"] for losses in result.history]
-    assert len(clip) == 24 and result.iterations == 24
+    assert len(clip) == 20 and result.iterations == 20
     first, last = sum(clip[:5]) / 5, sum(clip[-5:]) / 5
-    assert last < first - 0.1, clip
-    assert result.metrics()["clip"] == pytest.approx(sum(clip[-20:]) / 20)
+    assert last < first - 0.2, clip
+    assert result.metrics()["clip"] == pytest.approx(sum(clip) / 20)
 
 
 def test_six_iterations_equal_three_then_a_resume_and_three_more_bit_for_bit(
@@ -93,9 +93,7 @@ def test_six_iterations_equal_three_then_a_resume_and_three_more_bit_for_bit(
     ]  # fmt: skip
 
 
-def test_a_resume_with_other_settings_or_an_unasked_restart_is_refused(
-    engine, tmp_path
-) -> None:
+def test_a_resume_with_other_settings_or_an_unasked_restart_is_refused(engine, tmp_path) -> None:
     faces = random_faces(engine, 2)
     run(engine, faces, tmp_path, iters=1)
     with pytest.raises(ChatFaceError, match=r"trained with batch=1, seed=0, not batch=2, seed=7"):

@@ -74,8 +74,8 @@ def train_mapper(
 
     The trained attribute lands in <data dir>/mappers/ and can be used in chats at once.
 
-    Example: chatface train-mapper --attribute curly_hair --target "a photo of a face with curly hair" --images photos/
-    """  # noqa: E501
+    Example: chatface train-mapper --attribute mohawk --target "a face with a mohawk" --images faces/
+    """  # noqa: E501 - the example stays on one line, to be copied whole
     from chatface.config import load_config
     from chatface.engine.editor import Engine
     from chatface.plugins.mapper.train import TrainSettings

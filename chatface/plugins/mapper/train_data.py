@@ -121,7 +121,7 @@ def encode_photos(
             progress(done, len(photos))
     if not z_sem:
         raise ChatFaceError(
-            f"None of the {len(photos)} files has a usable face; train on a folder of face photos."
+            f"Found no usable face in the {len(photos)} file(s) given; train on face photos."
         )
     return TrainingFaces(
         Latents(torch.cat(z_sem), torch.cat(x_T)),
