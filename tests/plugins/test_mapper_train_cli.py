@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,11 @@ import torch
 from typer.testing import CliRunner
 
 from chatface.cli.main import app
+from chatface.engine.types import Latents
 from chatface.errors import ChatFaceError
 from chatface.plugins.mapper import train_data
 from chatface.plugins.mapper.files import load_network, read_info
-from chatface.plugins.mapper.train_data import cache_key
+from chatface.plugins.mapper.train_data import TrainingFaces, cache_key
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "faces"
 FAST = {
@@ -45,6 +47,19 @@ def fast(monkeypatch) -> Iterator[None]:
 def photos(tmp_path) -> Path:
     folder = tmp_path / "photos"
     folder.mkdir()
+    other = TrainingFaces(Latents(torch.zeros(1, 4), torch.zeros(1, 3, 8, 8)),
+                          torch.zeros(1, 3, 8, 8), "diffae", "abc")  # fmt: skip
+    train_data.write_faces(tmp_path / "diffae.safetensors", other)
+    with pytest.raises(ChatFaceError, match="faces of the 'diffae' backend, but engine.backend"):
+        invoke(
+            "--attribute", "curly", "--target", TARGET, "--latents", tmp_path / "diffae.safetensors"
+        )
+    tiny = replace(other, backend="tiny")
+    train_data.write_faces(tmp_path / "tiny.safetensors", tiny)
+    with pytest.raises(ChatFaceError, match="other 'tiny' weights than the installed ones"):
+        invoke(
+            "--attribute", "curly", "--target", TARGET, "--latents", tmp_path / "tiny.safetensors"
+        )
     for name in ("obama.jpg", "grace_hopper.jpg"):
         shutil.copy(DATA / name, folder / name)
     (folder / "notes.txt").write_text("not a photo")
@@ -105,6 +120,19 @@ def test_mistakes_get_one_clear_sentence(photos, tmp_path) -> None:
         invoke("--attribute", "curly", "--target", TARGET)
     with pytest.raises(ChatFaceError, match="not a folder"):
         invoke("--attribute", "curly", "--target", TARGET, "--images", tmp_path / "nowhere")
+    other = TrainingFaces(Latents(torch.zeros(1, 4), torch.zeros(1, 3, 8, 8)),
+                          torch.zeros(1, 3, 8, 8), "diffae", "abc")  # fmt: skip
+    train_data.write_faces(tmp_path / "diffae.safetensors", other)
+    with pytest.raises(ChatFaceError, match="faces of the 'diffae' backend, but engine.backend"):
+        invoke(
+            "--attribute", "curly", "--target", TARGET, "--latents", tmp_path / "diffae.safetensors"
+        )
+    tiny = replace(other, backend="tiny")
+    train_data.write_faces(tmp_path / "tiny.safetensors", tiny)
+    with pytest.raises(ChatFaceError, match="other 'tiny' weights than the installed ones"):
+        invoke(
+            "--attribute", "curly", "--target", TARGET, "--latents", tmp_path / "tiny.safetensors"
+        )
     for name in ("obama.jpg", "grace_hopper.jpg"):
         (photos / name).unlink()
     with pytest.raises(ChatFaceError, match="no usable face in the 1 file"):

@@ -120,9 +120,7 @@ def _faces(
 ) -> TrainingFaces:
     from chatface.plugins.mapper.train_data import load_or_encode, read_faces
 
-    if latents is not None:
-        faces = read_faces(latents)
-    else:
+    if latents is None:
         assert images is not None
         with _bar("Encoding faces") as update:
             faces = load_or_encode(
@@ -133,11 +131,17 @@ def _faces(
             console.print(f"Skipped {len(faces.skipped)} of {total} files without a usable face:")
             for line in faces.skipped:
                 console.print(f"  {line}")
-    weights = engine.backend(backend).weights_sha256
-    if faces.backend != backend or (faces.backend_sha256 and faces.backend_sha256 != weights):
+        return faces
+    faces = read_faces(latents)
+    if faces.backend != backend:
         raise ChatFaceError(
-            f"The faces were encoded by the '{faces.backend}' backend with other weights than "
-            f"'{backend}' now has; encode them again (train with --images)."
+            f"{latents} holds faces of the '{faces.backend}' backend, but engine.backend is "
+            f"'{backend}'; set CHATFACE_ENGINE_BACKEND={faces.backend} or train with --images."
+        )
+    if faces.backend_sha256 and faces.backend_sha256 != engine.backend(backend).weights_sha256:
+        raise ChatFaceError(
+            f"{latents} was encoded with other '{backend}' weights than the installed ones; "
+            "train with --images to encode the faces again."
         )
     return faces
 
