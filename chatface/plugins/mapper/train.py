@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatface.engine.types import Latents
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
     from chatface.config import Config
     from chatface.engine.editor import Engine
-    from chatface.engine.types import Latents
     from chatface.plugins.mapper.network import MappingNetwork
     from chatface.plugins.mapper.objective import Objective
     from chatface.plugins.mapper.train_data import TrainingFaces
@@ -135,7 +135,7 @@ def train(
         began = time.perf_counter()
         for iteration in range(start + 1, iters + 1):
             picked = _sample(sampler, len(faces), settings.batch)
-            batch = _latents(z_all[picked], x_all[picked])
+            batch = Latents(z_all[picked], x_all[picked])
             losses = _step(network, optimizer, objective, batch, direction, device)
             history.append(losses)
             if progress is not None:
@@ -156,12 +156,6 @@ def _device(engine: Engine, backend: str) -> torch.device:
 
     model = engine.backend(backend)
     return torch.device(getattr(model, "device", "cpu"))
-
-
-def _latents(z_sem: torch.Tensor, x_T: torch.Tensor) -> Latents:
-    from chatface.engine.types import Latents
-
-    return Latents(z_sem, x_T)
 
 
 def _sample(generator: torch.Generator, count: int, batch: int) -> torch.Tensor:
@@ -265,28 +259,21 @@ def write_preview(
     import torch
     from PIL import Image
 
-    from chatface.engine.photos import to_image
+    from chatface.engine.photos import encode_image, to_image
+    from chatface.files import atomic_write
 
     count = min(PREVIEW_FACES, len(faces))
     device = _device(engine, backend)
-    latents = _latents(faces.latents.z_sem[:count].to(device), faces.latents.x_T[:count].to(device))
+    latents = Latents(faces.latents.z_sem[:count].to(device), faces.latents.x_T[:count].to(device))
     with torch.no_grad():
         z_edit = network.edit(latents.z_sem, 1.0)
-        edits = engine.render_group(
-            backend,
-            latents,
-            z_edit,
-            engine.config["render.schedule"],
-            engine.config["render.steps"],
-        )
+        schedule, steps = engine.config["render.schedule"], engine.config["render.steps"]
+        edits = engine.render_group(backend, latents, z_edit, schedule, steps)
     size = faces.images.shape[-1]
     grid = Image.new("RGB", (count * size, 2 * size))
     for i in range(count):
         grid.paste(to_image(faces.images[i]), (i * size, 0))
         grid.paste(to_image(edits[i]), (i * size, size))
     path = out / f"preview-{iteration:06d}.png"
-    from chatface.engine.photos import encode_image
-    from chatface.files import atomic_write
-
     atomic_write(path, encode_image(grid)[0])
     return path
