@@ -83,7 +83,7 @@ class Engine:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = collect(self.plugin_manager)
+            self._registry = collect(self.plugin_manager, self.config)
             for problem in self._registry.problems:
                 logger.warning("%s", problem)
         return self._registry
