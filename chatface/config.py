@@ -72,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Face-recognition network that measures identity (after each edit, in training "
             "and evaluation): 'facenet' (needs `chatface weights download facenet_vggface2`) "
             "or 'tiny' (random weights, for tests and dry runs)."),
+    Setting("mapper", "dirs", "",
+            "Comma-separated folders of trained attributes (mapper files NAME.safetensors + "
+            "NAME.json) to load besides <data_dir>/mappers."),
     Setting("photos", "max_bytes", 20_000_000, "Largest photo file accepted, in bytes."),
     Setting("photos", "max_pixels", 40_000_000,
             "Largest photo accepted, in pixels (width x height); larger ones, decompression "
