@@ -181,9 +181,10 @@ class Objective:
         self.engine, self.backend = engine, backend
         self.clip, self.identity, self.weights = clip, identity, weights
         self.steps, self.render_mode = steps, render_mode
-        self.schedule = engine.registry.schedules[schedule].value if schedule else None
-        if self.schedule is None:
-            raise ConfigError(f"No condition schedule called {schedule!r}.")
+        entry = engine.registry.schedules.get(schedule)
+        if entry is None:
+            raise ConfigError(f"No condition schedule called {schedule!r} is registered.")
+        self.schedule = entry.value
 
     @classmethod
     def from_config(cls, engine: Engine, backend: str | None = None) -> Objective:
