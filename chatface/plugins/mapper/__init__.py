@@ -46,6 +46,13 @@ def chatface_register_directions(
 
 
 @hookimpl
+def chatface_register_commands(register: Callable[..., None]) -> None:
+    from chatface.plugins.mapper.package import package_mapper
+
+    register("package-mapper", package_mapper)
+
+
+@hookimpl
 def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
     from chatface.plugins.mapper.clip import SPECS
 
