@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
 
+    from chatface.engine.editor import Engine
     from chatface.engine.types import IdentityModel
 
 # Fractions of the turn's edit the guard tries, strongest first.
@@ -37,6 +39,19 @@ def similarities(
         embeddings = model.embed(torch.cat([first, second]))
         a, b = embeddings.float().chunk(2)
         return F.cosine_similarity(a, b, dim=1).cpu().tolist()
+
+
+def measure(engine: Engine, original: Image.Image, crop: torch.Tensor) -> float | None:
+    """Identity similarity of a rendered ``crop`` with the ``original`` aligned face, or
+    None when ``identity.measure`` is off or the identity model's weights are missing."""
+    from chatface.engine.photos import to_tensor
+
+    if not engine.config["identity.measure"]:
+        return None
+    model = engine.installed_identity_model()
+    if model is None:
+        return None
+    return similarities(model, [to_tensor(original)[0]], [crop.reshape(crop.shape[-3:])])[0]
 
 
 def _resized(crop: torch.Tensor, size: int) -> torch.Tensor:
