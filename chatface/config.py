@@ -82,6 +82,23 @@ SETTINGS: tuple[Setting, ...] = (
             "(one extra model call) and keep the strongest that passes, else the weakest."),
     Setting("identity", "guard_threshold", 0.6,
             "Identity similarity (cosine, -1 to 1) an edit must keep when identity.guard is on."),
+    Setting("method", "clip_model", "clip_vit_b32_openai",
+            "CLIP of the method's directional loss and scores: installed weights "
+            "(clip_vit_b32_openai: `chatface weights download clip_vit_b32_openai`), "
+            "MODEL:PRETRAINED for any open_clip model (fetched by open_clip), or 'tiny' "
+            "(random weights, for tests)."),
+    Setting("method", "l1_weight", 0.2, "Weight of the L1 image loss (the paper: 0.2)."),
+    Setting("method", "latent_weight", 0.2,
+            "Weight of the |z_edit - z| latent loss (the paper: 0.2)."),
+    Setting("method", "identity_weight", 0.5,
+            "Weight of the identity loss, 1 - cos of face embeddings (the paper: 0.5)."),
+    Setting("method", "clip_weight", 2.0,
+            "Weight of the CLIP directional loss (the paper: 2.0)."),
+    Setting("method", "loss_steps", 4,
+            "DDIM steps of the renders inside the loss (gradients flow through them)."),
+    Setting("method", "loss_render", "ddim",
+            "How the loss renders an edit: 'ddim' (method.loss_steps steps with gradients) or "
+            "'x0' (the first step's x0 estimate: one network call, coarser)."),
     Setting("photos", "max_bytes", 20_000_000, "Largest photo file accepted, in bytes."),
     Setting("photos", "max_pixels", 40_000_000,
             "Largest photo accepted, in pixels (width x height); larger ones, decompression "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import pluggy
 import typer
 from rich.console import Console
 
@@ -43,6 +44,33 @@ app.add_typer(serve_cmd.app, name="serve")
 app.command("history")(history_cmd.history)
 app.command("forget")(history_cmd.forget)
 app.command("doctor")(doctor_cmd.doctor)
+
+
+def add_plugin_commands(app: typer.Typer, pm: pluggy.PluginManager | None = None) -> None:
+    """Add the commands plugins register (``chatface_register_commands``) to ``app``;
+    a name a built-in command holds is refused with a warning."""
+    from chatface.config import load_config
+    from chatface.engine.plugins import make_plugin_manager
+    from chatface.engine.registry import collect_commands
+
+    taken = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    registry = collect_commands(pm or make_plugin_manager(load_config().plugin_allow_list()))
+    for problem in registry.problems:
+        logging.getLogger(__name__).warning("%s", problem)
+    for name, entry in sorted(registry.commands.items()):
+        if name in taken:
+            logging.getLogger(__name__).warning(
+                "plugin %s: the command %r is built in; the plugin's one is not added",
+                entry.plugin,
+                name,
+            )
+        elif isinstance(entry.value, typer.Typer):
+            app.add_typer(entry.value, name=name)
+        else:
+            app.command(name)(entry.value)
+
+
+add_plugin_commands(app)
 
 
 def _version(value: bool) -> None:

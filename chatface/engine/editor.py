@@ -306,8 +306,11 @@ class Engine:
             max_bytes=self.config["photos.max_bytes"],
             max_pixels=self.config["photos.max_pixels"],
         )
+        import torch
+
         images = faces.to_tensor(prepared.aligned.image)
-        latents = model.encode(images, steps or self.config["render.encode_steps"], progress)
+        with torch.no_grad():
+            latents = model.encode(images, steps or self.config["render.encode_steps"], progress)
         return OpenedFace(
             prepared.photo, prepared.aligned, latents, name, prepared.faces_found, prepared.note
         )
@@ -342,8 +345,11 @@ class Engine:
         if entry is None:
             known = ", ".join(sorted(self.registry.schedules)) or "none"
             raise ConfigError(f"render.schedule must be one of {known}; got {schedule!r}.")
+        import torch
+
         condition = entry.value(z_edit, latents.z_sem)
-        return self.backend(backend).render(latents, condition, steps, progress)
+        with torch.no_grad():
+            return self.backend(backend).render(latents, condition, steps, progress)
 
     def render_batch(
         self, requests: Sequence[RenderRequest], progress: Progress | None = None

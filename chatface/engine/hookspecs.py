@@ -115,6 +115,19 @@ def chatface_register_identity_models(register: Callable[[str, IdentityFactory],
 
 
 @hookspec
+def chatface_register_commands(register: Callable[[str, Any], None]) -> None:
+    """Add commands to the ``chatface`` command line.
+
+    Call ``register(name, command)`` once per command: ``command`` is a function typer
+    can turn into a command (its docstring is the help text, its parameters typer
+    arguments and options), or a ``typer.Typer`` app for a group of subcommands. A name
+    that a built-in command already uses is refused. Import heavy libraries inside the
+    command, not at module level, so ``chatface --help`` stays fast; raise
+    ``chatface.errors.ChatFaceError`` for errors a person can fix (shown as one line).
+    """
+
+
+@hookspec
 def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
     """Declare the model weights this plugin's backends or providers load.
 

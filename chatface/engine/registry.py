@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+COMMAND_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")  # command-line names use hyphens
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Registry:
     planners: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     schedules: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     identity_models: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
+    commands: dict[str, Registered[Callable[..., Any]]] = field(default_factory=dict)
     random_identity_models: set[str] = field(default_factory=set)  # random_weights=True
     providers: dict[str, Registered[DirectionProvider]] = field(default_factory=dict)
     # The vocabulary planners see: each attribute name with its first declaration.
@@ -99,6 +101,7 @@ class Registry:
             "planners": pick(self.planners),
             "schedules": pick(self.schedules),
             "identity_models": pick(self.identity_models),
+            "commands": pick(self.commands),
             "weights": pick(self.weights),
         }
 
@@ -137,8 +140,10 @@ def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str,
         "planner": (registry.planners, None),
         "schedule": (registry.schedules, None),
         "identity model": (registry.identity_models, registry.random_identity_models),
+        "command": (registry.commands, None),
     }
     table, random_table = tables[kind]
+    pattern = COMMAND_PATTERN if kind == "command" else NAME_PATTERN
 
     def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], **flags: Any) -> None:
@@ -146,8 +151,11 @@ def _named_factory_hook(pm: pluggy.PluginManager, registry: Registry, hook: str,
             if unknown := sorted(set(flags) - allowed):
                 message = f"{kind} {name!r}: unknown option(s) {', '.join(unknown)}"
                 registry.problems.append(Problem(plugin, hook, message))
-            elif not isinstance(name, str) or not NAME_PATTERN.match(name):
-                message = f"{kind} name {name!r} must be lower-case letters, digits and _"
+            elif not isinstance(name, str) or not pattern.match(name):
+                allowed_chars = "-" if kind == "command" else "_"
+                message = (
+                    f"{kind} name {name!r} must be lower-case letters, digits and {allowed_chars}"
+                )
                 registry.problems.append(Problem(plugin, hook, message))
             elif not callable(factory):
                 message = f"{kind} {name!r}: factory must be callable, got {type(factory).__name__}"
@@ -284,6 +292,13 @@ def _weights_hook(pm: pluggy.PluginManager, registry: Registry) -> None:
     _call_each(pm, hook, registry, make_register, accept)
 
 
+def collect_commands(pm: pluggy.PluginManager) -> Registry:
+    """Only the command-line commands plugins add (what the CLI needs at start-up)."""
+    registry = Registry()
+    _named_factory_hook(pm, registry, "chatface_register_commands", "command")
+    return registry
+
+
 def collect(pm: pluggy.PluginManager) -> Registry:
     """Call every registration hook and return what was validly registered."""
     registry = Registry()
@@ -292,6 +307,7 @@ def collect(pm: pluggy.PluginManager) -> Registry:
     _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
     _named_factory_hook(pm, registry, "chatface_register_schedules", "schedule")
     _named_factory_hook(pm, registry, "chatface_register_identity_models", "identity model")
+    _named_factory_hook(pm, registry, "chatface_register_commands", "command")
     _weights_hook(pm, registry)
     # One warning per provider and missing backend, not one per attribute.
     missing: dict[tuple[str, str], list[str]] = {}

@@ -200,10 +200,44 @@ def test_hook_chatface_register_identity_models(pm, add_plugin) -> None:
     assert tiny.shape == (1, 64) and abs(float(tiny.norm()) - 1.0) < 1e-5
 
 
+def test_hook_chatface_register_commands(pm, add_plugin, caplog) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from chatface.cli.main import add_plugin_commands
+
+    def hello(name: str = typer.Option("you", help="Whom to greet.")) -> None:
+        """Say hello."""
+        typer.echo(f"hello {name}")
+
+    group = typer.Typer(help="Sparkles.")
+    group.command("count")(lambda: typer.echo("3 sparkles"))
+
+    class Plugin:
+        @hookimpl
+        def chatface_register_commands(self, register):  # type: ignore[no-untyped-def]
+            register("say-hello", hello)
+            register("sparkle", group)
+            register("edit", hello)  # a built-in command's name
+            register("Bad_Name", hello)
+
+    add_plugin(Plugin(), "command-plugin")
+    app = typer.Typer()
+    app.command("edit")(lambda: typer.echo("built-in edit"))
+    add_plugin_commands(app, pm)
+    runner = CliRunner()
+    assert runner.invoke(app, ["say-hello", "--name", "Ada"]).output == "hello Ada\n"
+    assert runner.invoke(app, ["sparkle", "count"]).output == "3 sparkles\n"
+    assert runner.invoke(app, ["edit"]).output == "built-in edit\n"
+    assert "the command 'edit' is built in" in caplog.text
+    assert "command name 'Bad_Name' must be lower-case letters, digits and -" in caplog.text
+    assert "Say hello." in runner.invoke(app, ["say-hello", "--help"]).output
+
+
 def test_every_hook_has_a_test() -> None:
     module = sys.modules[__name__]
     hooks = hookspecs.hook_names()
-    assert len(hooks) == 6
+    assert len(hooks) == 7
     missing = [h for h in hooks if not hasattr(module, f"test_hook_{h}")]
     assert not missing, f"hooks without a test_hook_<name> test: {missing}"
 

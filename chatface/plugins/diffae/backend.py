@@ -7,9 +7,12 @@ small public API of this package, four operations:
 - ``stochastic_encode(images, z_sem, steps) -> x_T`` (DDIM inversion)
 - ``render(latents, condition, steps) -> images`` (a z_sem tensor or a per-step schedule)
 - ``eps(x_t, t, z_sem) -> eps`` (one network call)
+- ``predict_x0(latents, z_sem, steps) -> images`` (the first render step's x0 estimate)
 
 plus ``encode`` (both encodings) and ``normalize``/``denormalize`` with the
-z_sem statistics that attribute directions work in.
+z_sem statistics that attribute directions work in. The network's weights are frozen;
+renders keep gradients towards the condition (training mapping networks), so callers
+that only render wrap them in ``torch.no_grad()`` (the engine does).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from chatface.engine.types import Latents, Progress
 from chatface.plugins.diffae.model import DiffAEModel
 from chatface.plugins.diffae.sampler import Condition, invert_ddim
+from chatface.plugins.diffae.sampler import predict_x0 as predict_x0_ddim
 from chatface.plugins.diffae.sampler import render as render_ddim
 
 
@@ -66,7 +70,7 @@ class DiffAEBackend:
         self.device = resolve_device(device)
         # Stored with each face, so latents are never rendered with other weights unnoticed.
         self.weights_sha256 = weights_sha256
-        self.model = model.to(device=self.device, dtype=torch.float32).eval()
+        self.model = model.to(device=self.device, dtype=torch.float32).eval().requires_grad_(False)
         self.image_size = model.config.image_size
         self.latent_dim = model.config.embed_channels
         if latent_stats is not None and not isinstance(latent_stats, LatentStats):
@@ -102,7 +106,8 @@ class DiffAEBackend:
     ) -> torch.Tensor:
         """Noise codes x_T [B, 3, S, S] of ``images`` under ``z_sem`` (DDIM inversion)."""
         self._check_images(images)
-        return invert_ddim(self.model, images, z_sem, steps, progress)
+        with torch.no_grad():
+            return invert_ddim(self.model, images, z_sem, steps, progress)
 
     def encode(self, images: torch.Tensor, steps: int, progress: Progress | None = None) -> Latents:
         """Both codes of aligned faces: what a chat session stores once per photo."""
@@ -123,6 +128,11 @@ class DiffAEBackend:
         """
         condition = latents.z_sem if condition_schedule is None else condition_schedule
         return render_ddim(self.model, latents.x_T, condition, steps, progress)
+
+    def predict_x0(self, latents: Latents, z_sem: torch.Tensor, steps: int) -> torch.Tensor:
+        """The x0 the first step of a ``steps``-step render predicts under ``z_sem``
+        (differentiable, one network call): a cheap stand-in for a render in training."""
+        return predict_x0_ddim(self.model, latents.x_T, z_sem, steps)
 
     @torch.no_grad()
     def eps(self, x_t: torch.Tensor, t: torch.Tensor | int, z_sem: torch.Tensor) -> torch.Tensor:

@@ -88,7 +88,6 @@ def _prepare(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x.to(device=device, dtype=torch.float32)
 
 
-@torch.no_grad()
 def render(
     model: torch.nn.Module,
     x_T: torch.Tensor,
@@ -101,13 +100,13 @@ def render(
     ``condition`` is z_sem [B, D] or ``condition(i, t) -> [B, D]`` for step ``i``
     (0 .. steps-1) at integer timestep ``t`` (descending, t = 0 last).
     ``progress(done, steps)`` is called after each step. Computes in float32 on the
-    model's device and returns on the device and in the dtype of ``x_T``.
+    model's device and returns on the device and in the dtype of ``x_T``. Gradients flow
+    to ``condition`` (training renders); callers that only render wrap it in no_grad.
     """
     x = _walk(model, x_T, spaced_timesteps(steps)[::-1], 1.0, condition, progress)
     return x.to(device=x_T.device, dtype=x_T.dtype)
 
 
-@torch.no_grad()
 def invert_ddim(
     model: torch.nn.Module,
     x0: torch.Tensor,
@@ -123,6 +122,21 @@ def invert_ddim(
     """
     x = _walk(model, x0, spaced_timesteps(steps), 0.0, z_sem, progress)
     return x.to(device=x0.device, dtype=x0.dtype)
+
+
+def predict_x0(
+    model: torch.nn.Module, x_T: torch.Tensor, z_sem: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """The clipped x0 that the first step of a ``steps``-step render predicts from ``x_T``:
+    one network call, a cheap differentiable stand-in for a whole render in training."""
+    t = spaced_timesteps(steps)[-1]
+    x = _prepare(model, x_T)
+    t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+    eps = model(x, t_batch, z_sem.to(device=x.device, dtype=torch.float32)).float()
+    alphas = alphas_cumprod()
+    alpha_next = alphas[spaced_timesteps(steps)[-2]] if steps > 1 else 1.0
+    _, pred_x0 = ddim_step(x, eps, alphas[t], alpha_next)
+    return pred_x0.to(device=x_T.device, dtype=x_T.dtype)
 
 
 def _walk(

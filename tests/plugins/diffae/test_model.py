@@ -275,3 +275,24 @@ def test_encoder_depth_is_read_from_the_weights_when_the_config_leaves_it_out() 
     assert loaded.config.enc_num_res_blocks == 2
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     torch.testing.assert_close(loaded.encode(x), trained.encode(x), rtol=0, atol=0)
+
+
+def test_renders_keep_gradients_towards_the_condition_and_the_network_stays_frozen() -> None:
+    backend = DiffAEBackend(tiny_model(), device="cpu")
+    assert not any(p.requires_grad for p in backend.model.parameters())
+    x_T = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    z_sem = torch.randn(2, 12, requires_grad=True)
+    latents = Latents(z_sem=z_sem.detach(), x_T=x_T)
+    images = backend.render(latents, z_sem, steps=3)
+    (grad,) = torch.autograd.grad(images.square().sum(), z_sem)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    # The one-step x0 prediction is the first render step's clipped x0 estimate.
+    x0 = backend.predict_x0(latents, z_sem, steps=3)
+    t = spaced_timesteps(3)[-1]
+    eps = backend.eps(x_T, t, z_sem.detach())
+    expected = ddim_step(x_T, eps, alphas_cumprod()[t], alphas_cumprod()[spaced_timesteps(3)[-2]])[
+        1
+    ]
+    torch.testing.assert_close(x0.detach(), expected, rtol=0, atol=1e-6)
+    (grad,) = torch.autograd.grad(x0.square().sum(), z_sem)
+    assert grad.abs().sum() > 0
