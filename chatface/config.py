@@ -72,6 +72,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Face-recognition network that measures identity (after each edit, in training "
             "and evaluation): 'facenet' (needs `chatface weights download facenet_vggface2`) "
             "or 'tiny' (random weights, for tests and dry runs)."),
+    Setting("identity", "measure", True,
+            "Measure identity after each edit (cosine similarity of the identity model's "
+            "embeddings of the original and the edited face crop) and store it with the edit; "
+            "without the model's weights nothing is measured."),
+    Setting("identity", "guard", False,
+            "Identity guard: when an edit's identity similarity falls below "
+            "identity.guard_threshold, render the turn's edit at 2/3 and 1/3 of its strength "
+            "(one extra model call) and keep the strongest that passes, else the weakest."),
+    Setting("identity", "guard_threshold", 0.6,
+            "Identity similarity (cosine, -1 to 1) an edit must keep when identity.guard is on."),
     Setting("method", "clip_model", "clip_vit_b32_openai",
             "CLIP of the method's directional loss and scores: installed weights "
             "(clip_vit_b32_openai: `chatface weights download clip_vit_b32_openai`), "

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from chatface.bots.faces import FaceCache
+from chatface.bots.identity import identity_label, identity_reply
 from chatface.bots.jobs import Deliver, Jobs, new_incoming
 from chatface.bots.replies import (
     COMMANDS,
@@ -229,7 +230,7 @@ class ConversationCore:
         if name == "cancel":
             return self.jobs.cancel(user, chat)
         plan = _COMMAND_PLANS.get(name)
-        if plan is None and name not in ("start", "history"):
+        if plan is None and name not in ("start", "history", "identity"):
             known = ", ".join(f"/{c.name}" for c in COMMANDS)
             return Reply(f"I don't know /{name}. Commands: {known}.", error=True)
         said = f"/{name} {arg}".strip()
@@ -238,7 +239,10 @@ class ConversationCore:
             if view.handled:
                 return SILENT
             if plan is None:
-                reply = Reply(WELCOME) if name == "start" else await self._history(view)
+                if name == "identity":
+                    reply = identity_reply(view)
+                else:
+                    reply = Reply(WELCOME) if name == "start" else await self._history(view)
                 return await self._say(user, chat, view, said, reply, update_id)
             outcome = await self._turn(user, chat, view, plan, said, update_id, progress)
         return await _settle(outcome)
@@ -423,9 +427,8 @@ class ConversationCore:
         cursor = view.face.cursor
         lines = [f"0. the original photo{'  <- now' if cursor == 0 else ''}"]
         for edit in edits[-HISTORY_LINES:]:
-            lines.append(
-                f"{edit.seq}. {_describe(edit.plan_json)}{'  <- now' if edit.seq == cursor else ''}"
-            )
+            now = "  <- now" if edit.seq == cursor else ""
+            lines.append(f"{edit.seq}. {_describe(edit.plan_json)}{identity_label(edit)}{now}")
         return Reply("\n".join(lines))
 
 

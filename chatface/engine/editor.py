@@ -31,7 +31,7 @@ from chatface.engine.types import (
     SessionState,
     WeightsSpec,
 )
-from chatface.errors import ConfigError, PluginError
+from chatface.errors import ConfigError, PluginError, WeightsMissingError
 
 if TYPE_CHECKING:
     import torch
@@ -79,6 +79,7 @@ class Engine:
         self._planners: dict[str, Planner] = {}
         self._backends: dict[str, Backend] = {}
         self._identity_models: dict[str, IdentityModel] = {}
+        self._identity_missing: set[str] = set()  # identity models whose weights are missing
 
     @property
     def registry(self) -> Registry:
@@ -204,6 +205,18 @@ class Engine:
             entry = _registered(self.registry.identity_models, "identity model", name)
             self._identity_models[name] = entry.value(self.config)
         return self._identity_models[name]
+
+    def installed_identity_model(self, name: str | None = None) -> IdentityModel | None:
+        """The identity model, or None when its weights are not installed (logged once per
+        model): measuring identity is optional, so it never fails an edit."""
+        name = name or self.config["identity.model"]
+        try:
+            return self.identity_model(name)
+        except WeightsMissingError as exc:
+            if name not in self._identity_missing:
+                self._identity_missing.add(name)
+                logger.warning("Identity is not measured: %s", exc)
+            return None
 
     def is_random(self, backend: str) -> bool:
         """Whether ``backend`` was registered with random weights (its output is noise)."""
