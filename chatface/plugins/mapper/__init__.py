@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from chatface import hookimpl
 
 if TYPE_CHECKING:
-    from chatface.engine.types import WeightsSpec
+    from chatface.engine.types import DirectionProvider, WeightsSpec
+
+
+@hookimpl
+def chatface_register_directions(register: Callable[[DirectionProvider], None]) -> None:
+    from chatface.plugins.mapper.zero_shot import FreeTextDirections
+
+    register(FreeTextDirections())
 
 
 @hookimpl
