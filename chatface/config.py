@@ -102,6 +102,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mapper", "dirs", "",
             "Comma-separated folders of trained attributes (mapper files NAME.safetensors + "
             "NAME.json) to load besides <data_dir>/mappers."),
+    Setting("zero_shot", "enabled", "auto",
+            "Offer to learn attributes no plugin provides from the request's words "
+            "('make her look like a vampire'), per photo, in a few dozen optimisation steps: "
+            "'auto' (on with CUDA, off on CPU, where it takes minutes), 'on' or 'off'."),
+    Setting("zero_shot", "steps", 40, "Optimisation steps of learning one text for one photo."),
+    Setting("zero_shot", "lr", 0.05, "Adam learning rate of the z_sem offset being learned."),
+    Setting("zero_shot", "render_steps", 4,
+            "DDIM steps of each render inside learning (gradients flow through them)."),
     Setting("photos", "max_bytes", 20_000_000, "Largest photo file accepted, in bytes."),
     Setting("photos", "max_pixels", 40_000_000,
             "Largest photo accepted, in pixels (width x height); larger ones, decompression "

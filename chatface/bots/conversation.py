@@ -50,6 +50,7 @@ from chatface.bots.replies import (
     RateLimit,
     Reply,
 )
+from chatface.bots.zero_shot import ZeroShotTurns
 from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError, StorageError
 from chatface.files import atomic_write
@@ -100,6 +101,7 @@ class ConversationCore:
         self.backend = backend or engine.config["engine.backend"]  # for new photos
         self.faces = FaceCache(store, queue, int(engine.config["bots.face_cache"]))
         self.jobs = Jobs(engine, store, queue, self.faces, platform, self.backend)
+        self.zero_shot = ZeroShotTurns(engine, queue, self.faces)
         self._rate = RateLimit(int(engine.config["bots.rate_limit_per_minute"]))
         # (user, chat) -> its turn lock; entries go when no turn holds or awaits them
         self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -204,8 +206,12 @@ class ConversationCore:
                 return SILENT
             state = SessionState.from_json(view.state_json)
             try:
+                seconds = await self.zero_shot.seconds(view.face)
                 # Async planners await their API; the others run in a worker thread.
-                plan = await self.engine.aplan(text, state, view.recent)
+                plan = await self.engine.aplan(text, state, view.recent, learn_seconds=seconds)
+                plan = await self.zero_shot.check(plan, view.face, seconds)
+                if plan.learn is not None and plan.learn.confirmed:
+                    plan = await self.zero_shot.learn(plan.learn, view.face, progress)
             except ChatFaceError as exc:
                 plan = EditPlan("chat", reply=str(exc))
             outcome = await self._turn(user, chat, view, plan, text, update_id, progress)

@@ -89,6 +89,11 @@ class Engine:
                 logger.warning("%s", problem)
         return self._registry
 
+    def reload_registry(self) -> None:
+        """Collect what plugins register again, e.g. after a provider learned a new
+        attribute; renders already under way keep the registry they started with."""
+        self._registry = None
+
     def attributes(self) -> list[Attribute]:
         return [entry.value for entry in self.registry.attributes.values()]
 
@@ -111,10 +116,15 @@ class Engine:
         state: SessionState | None = None,
         recent: Sequence[tuple[str, str]] = (),
         planner: str | None = None,
+        learn_seconds: float | None = None,
     ) -> EditPlan:
-        """Ask a planner for a plan and check it against the registered attributes."""
+        """Ask a planner for a plan and check it against the registered attributes.
+
+        ``learn_seconds``: how long learning a free-text attribute would take, when the
+        caller can do it (planners then offer it; see ``engine.zero_shot``).
+        """
         name = planner or self.config["planner.name"]
-        context = self._plan_context(state, recent)
+        context = self._plan_context(state, recent, learn_seconds)
         return self._checked_plan(name, self.planner(name).plan(message, context))
 
     async def aplan(
@@ -123,6 +133,7 @@ class Engine:
         state: SessionState | None = None,
         recent: Sequence[tuple[str, str]] = (),
         planner: str | None = None,
+        learn_seconds: float | None = None,
     ) -> EditPlan:
         """:meth:`plan` for event loops, which never wait on planning.
 
@@ -130,7 +141,7 @@ class Engine:
         worker thread.
         """
         name = planner or self.config["planner.name"]
-        context = self._plan_context(state, recent)
+        context = self._plan_context(state, recent, learn_seconds)
         chosen = self.planner(name)
         if isinstance(chosen, AsyncPlanner):
             plan = await chosen.aplan(message, context)
@@ -139,9 +150,12 @@ class Engine:
         return self._checked_plan(name, plan)
 
     def _plan_context(
-        self, state: SessionState | None, recent: Sequence[tuple[str, str]]
+        self,
+        state: SessionState | None,
+        recent: Sequence[tuple[str, str]],
+        learn_seconds: float | None = None,
     ) -> PlanContext:
-        return PlanContext(self.attributes(), state or SessionState(), tuple(recent))
+        return PlanContext(self.attributes(), state or SessionState(), tuple(recent), learn_seconds)
 
     def _checked_plan(self, name: str, plan: Any) -> EditPlan:
         """``plan`` when it is an EditPlan; edits of unknown attributes dropped with a note."""

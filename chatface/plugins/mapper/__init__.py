@@ -42,7 +42,10 @@ def mapper_provider(folder: Path, *, name: str) -> MapperDirections:
 def chatface_register_directions(
     register: Callable[[DirectionProvider | ProviderFactory], None],
 ) -> None:
+    from chatface.plugins.mapper.zero_shot import FreeTextDirections
+
     register(make_mapper_directions)
+    register(FreeTextDirections())
 
 
 @hookimpl
