@@ -72,6 +72,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Face-recognition network that measures identity (after each edit, in training "
             "and evaluation): 'facenet' (needs `chatface weights download facenet_vggface2`) "
             "or 'tiny' (random weights, for tests and dry runs)."),
+    Setting("identity", "measure", True,
+            "Measure identity after each edit (cosine similarity of the identity model's "
+            "embeddings of the original and the edited face crop) and store it with the edit; "
+            "without the model's weights nothing is measured."),
+    Setting("identity", "guard", False,
+            "Identity guard: when an edit's identity similarity falls below "
+            "identity.guard_threshold, render the turn's edit at 2/3 and 1/3 of its strength "
+            "(one extra model call) and keep the strongest that passes, else the weakest."),
+    Setting("identity", "guard_threshold", 0.6,
+            "Identity similarity (cosine, -1 to 1) an edit must keep when identity.guard is on."),
     Setting("method", "clip_model", "clip_vit_b32_openai",
             "CLIP of the method's directional loss and scores: installed weights "
             "(clip_vit_b32_openai: `chatface weights download clip_vit_b32_openai`), "
@@ -98,6 +108,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("train", "preview_every", 500,
             "`chatface train-mapper` writes a preview grid PNG (faces above, edits below) "
             "every this many iterations (and at the end)."),
+    Setting("mapper", "dirs", "",
+            "Comma-separated folders of trained attributes (mapper files NAME.safetensors + "
+            "NAME.json) to load besides <data_dir>/mappers."),
+    Setting("zero_shot", "enabled", "auto",
+            "Offer to learn attributes no plugin provides from the request's words "
+            "('make her look like a vampire'), per photo, in a few dozen optimisation steps: "
+            "'auto' (on with CUDA, off on CPU, where it takes minutes), 'on' or 'off'."),
+    Setting("zero_shot", "steps", 40, "Optimisation steps of learning one text for one photo."),
+    Setting("zero_shot", "lr", 0.05, "Adam learning rate of the z_sem offset being learned."),
+    Setting("zero_shot", "render_steps", 4,
+            "DDIM steps of each render inside learning (gradients flow through them)."),
     Setting("photos", "max_bytes", 20_000_000, "Largest photo file accepted, in bytes."),
     Setting("photos", "max_pixels", 40_000_000,
             "Largest photo accepted, in pixels (width x height); larger ones, decompression "

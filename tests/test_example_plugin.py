@@ -87,3 +87,17 @@ def test_engine_plans_and_edits_with_what_the_example_registered(example_on_path
     provider = engine.registry.provider_for("glow", "diffae")
     expected = (0.3 * 2.0 * provider.direction(512)).expand(2, -1)
     torch.testing.assert_close(edited - z, expected, atol=1e-6, rtol=0)
+
+
+def test_the_example_factory_reads_its_direction_from_the_data_dir(example_on_path) -> None:
+    from safetensors.torch import save_file
+
+    config = load_config()
+    folder = config.data_dir / "example"
+    folder.mkdir(parents=True)
+    save_file({"direction": torch.full((512,), -3.0)}, folder / "glow.safetensors")
+    engine = Engine(config, make_plugin_manager(config.plugin_allow_list()))
+    z = torch.zeros(1, 512)
+    edited = engine.edit_latents(z, SessionState({"glow": 0.5}))
+    expected = torch.full((1, 512), -1.0 / 512**0.5)  # 0.5 * 2.0 * the unit vector
+    torch.testing.assert_close(edited, expected, atol=1e-6, rtol=0)

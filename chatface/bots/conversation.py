@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from chatface.bots.faces import FaceCache
+from chatface.bots.identity import identity_label, identity_reply
 from chatface.bots.jobs import Deliver, Jobs, new_incoming
 from chatface.bots.replies import (
     COMMANDS,
@@ -49,6 +50,7 @@ from chatface.bots.replies import (
     RateLimit,
     Reply,
 )
+from chatface.bots.zero_shot import ZeroShotTurns
 from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError, StorageError
 from chatface.files import atomic_write
@@ -99,6 +101,7 @@ class ConversationCore:
         self.backend = backend or engine.config["engine.backend"]  # for new photos
         self.faces = FaceCache(store, queue, int(engine.config["bots.face_cache"]))
         self.jobs = Jobs(engine, store, queue, self.faces, platform, self.backend)
+        self.zero_shot = ZeroShotTurns(engine, queue, self.faces)
         self._rate = RateLimit(int(engine.config["bots.rate_limit_per_minute"]))
         # (user, chat) -> its turn lock; entries go when no turn holds or awaits them
         self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
@@ -203,8 +206,12 @@ class ConversationCore:
                 return SILENT
             state = SessionState.from_json(view.state_json)
             try:
+                seconds = await self.zero_shot.seconds(view.face)
                 # Async planners await their API; the others run in a worker thread.
-                plan = await self.engine.aplan(text, state, view.recent)
+                plan = await self.engine.aplan(text, state, view.recent, learn_seconds=seconds)
+                plan = await self.zero_shot.check(plan, view.face, seconds)
+                if plan.learn is not None and plan.learn.confirmed:
+                    plan = await self.zero_shot.learn(plan.learn, view.face, progress)
             except ChatFaceError as exc:
                 plan = EditPlan("chat", reply=str(exc))
             outcome = await self._turn(user, chat, view, plan, text, update_id, progress)
@@ -229,7 +236,7 @@ class ConversationCore:
         if name == "cancel":
             return self.jobs.cancel(user, chat)
         plan = _COMMAND_PLANS.get(name)
-        if plan is None and name not in ("start", "history"):
+        if plan is None and name not in ("start", "history", "identity"):
             known = ", ".join(f"/{c.name}" for c in COMMANDS)
             return Reply(f"I don't know /{name}. Commands: {known}.", error=True)
         said = f"/{name} {arg}".strip()
@@ -238,7 +245,10 @@ class ConversationCore:
             if view.handled:
                 return SILENT
             if plan is None:
-                reply = Reply(WELCOME) if name == "start" else await self._history(view)
+                if name == "identity":
+                    reply = identity_reply(view)
+                else:
+                    reply = Reply(WELCOME) if name == "start" else await self._history(view)
                 return await self._say(user, chat, view, said, reply, update_id)
             outcome = await self._turn(user, chat, view, plan, said, update_id, progress)
         return await _settle(outcome)
@@ -423,9 +433,8 @@ class ConversationCore:
         cursor = view.face.cursor
         lines = [f"0. the original photo{'  <- now' if cursor == 0 else ''}"]
         for edit in edits[-HISTORY_LINES:]:
-            lines.append(
-                f"{edit.seq}. {_describe(edit.plan_json)}{'  <- now' if edit.seq == cursor else ''}"
-            )
+            now = "  <- now" if edit.seq == cursor else ""
+            lines.append(f"{edit.seq}. {_describe(edit.plan_json)}{identity_label(edit)}{now}")
         return Reply("\n".join(lines))
 
 

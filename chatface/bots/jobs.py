@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chatface.bots.identity import encode_png, guard_note, turn_before
 from chatface.bots.replies import FAILED, SILENT, Delivery, Reply
 from chatface.engine.batch import RenderRequest
 from chatface.engine.queue import JobCancelledError, JobReplacedError, forward_progress
@@ -201,17 +202,25 @@ class Jobs:
     ) -> Reply:
         """A render job: render the current edit's state, paste it back, store it."""
         key = (user, chat)
+        config = self.engine.config
         try:
             opened, latents = await self.faces.opened(face)
             state = SessionState.from_json(current.state_json)
+            original, previous = b"", None
+            if config["identity.measure"]:
+                original = await self.queue.postprocess(encode_png, opened.aligned.image)
+                if config["identity.guard"]:
+                    previous = await asyncio.to_thread(turn_before, self.store, current)
             request = RenderRequest.make(
                 uuid.uuid4().hex,
                 latents,
                 state,
-                steps=plan.steps or self.engine.config["render.steps"],
+                steps=plan.steps or config["render.steps"],
                 schedule=self.engine.schedule_for(state, plan.schedule),
                 backend=face.backend,
                 user=f"{self.platform}:{user}/{chat}",  # a newer edit replaces this chat's
+                original=original,
+                previous=previous,
             )
             job = await self.queue.submit(request, self._started(job_id, progress))
         except JobCancelledError:
@@ -240,11 +249,16 @@ class Jobs:
                 del self._active[key]
         path = self.store.user_files_dir(user_id) / f"face-{face.id}-edit-{current.seq}.png"
         relative = str(path.relative_to(self.store.files_dir))
+        rendered = None
+        if result.guarded is not None:
+            text = f"{text} {guard_note(result.guarded, result.identity)}"
+            rendered = SessionState(dict(result.strengths)).to_json()
         try:
             image = await self.queue.postprocess(_finish, opened, result.crop, path)
             end = await asyncio.to_thread(
-                self.store.finish_job, job_id, "done", reply=text, result_path=relative
-            )
+                self.store.finish_job, job_id, "done", reply=text, result_path=relative,
+                identity=result.identity, state_json=rendered,
+            )  # fmt: skip
         except JobCancelledError:
             return SILENT
         except Exception:

@@ -12,7 +12,7 @@ from chatface.engine.types import EditPlan
 HELP = (
     "Send a photo with a face, then tell me what to change: 'make her smile', 'add glasses "
     "and make him older', 'a bit more', 'less'. Commands: /undo, /redo, /reset, /original, "
-    "/attributes, /history, /status, /cancel, /forget, /help."
+    "/attributes, /history, /identity, /status, /cancel, /forget, /help."
 )
 WELCOME = "Hi! I edit the face in your photo by chat. " + HELP
 NO_FACE = "Send me a photo with a face first."
@@ -42,6 +42,7 @@ COMMANDS = (
     Command("reset", "Back to the original, as a new step", "恢复原图"),
     Command("original", "Show the original photo", "查看原图"),
     Command("history", "The edits so far", "编辑历史"),
+    Command("identity", "How much the edit changed who it shows", "身份相似度"),
     Command("status", "Where your edit is in the queue", "排队状态"),
     Command("cancel", "Cancel your waiting edit", "取消等待中的编辑"),
     Command("forget", "Delete everything stored about you", "删除你的全部数据"),

@@ -84,6 +84,8 @@ def edit(
 
     Example: chatface edit portrait.jpg --set smile=0.5 --set age=0.3 -o older_smiling.png
     """
+    from chatface.engine import faces, identity
+
     engine = make_engine()
     edits = parse_edits(engine, set_)
     if message:
@@ -106,7 +108,10 @@ def edit(
     backend = pick_backend(engine, backend, state.strengths, fall_back=True, download=download)
     opened = open_face(engine, image, face, backend, encode_steps)
     with progress_bar("Rendering the edit") as report:
-        result = engine.render(opened, state, steps=steps, progress=report)
+        crop = engine.render_latents(
+            opened.latents, state, backend=opened.backend, steps=steps, progress=report
+        )
+    result = faces.paste_back(opened.photo, faces.to_image(crop), opened.aligned)
     save(side_by_side(opened.photo, result) if side else result, output)
     if gif:
         frames = animation_frames(engine, opened, state, steps)
@@ -118,6 +123,9 @@ def edit(
         atomic_write(path, buffer.getvalue())
         console.print(f"Wrote {path}")
     summary = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(state.strengths.items()))
+    similarity = identity.measure(engine, opened.aligned.image, crop)
+    if similarity is not None:
+        summary += f"; identity similarity {similarity:.2f}"
     console.print(f"Wrote {output} ({summary})")
 
 

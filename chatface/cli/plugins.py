@@ -21,7 +21,7 @@ def plugin_report(show_all: bool = False) -> list[dict[str, Any]]:
     """One entry per plugin: name, version, hooks, status and what it registered."""
     config = load_config()
     pm = make_plugin_manager(config.plugin_allow_list())
-    registry = collect(pm)
+    registry = collect(pm, config)
     report = []
     for record in pm.records.values():
         if record.status != "loaded" and not show_all:

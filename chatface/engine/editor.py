@@ -31,7 +31,7 @@ from chatface.engine.types import (
     SessionState,
     WeightsSpec,
 )
-from chatface.errors import ConfigError, PluginError
+from chatface.errors import ConfigError, PluginError, WeightsMissingError
 
 if TYPE_CHECKING:
     import torch
@@ -79,14 +79,20 @@ class Engine:
         self._planners: dict[str, Planner] = {}
         self._backends: dict[str, Backend] = {}
         self._identity_models: dict[str, IdentityModel] = {}
+        self._identity_missing: set[str] = set()  # identity models whose weights are missing
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = collect(self.plugin_manager)
+            self._registry = collect(self.plugin_manager, self.config)
             for problem in self._registry.problems:
                 logger.warning("%s", problem)
         return self._registry
+
+    def reload_registry(self) -> None:
+        """Collect what plugins register again, e.g. after a provider learned a new
+        attribute; renders already under way keep the registry they started with."""
+        self._registry = None
 
     def attributes(self) -> list[Attribute]:
         return [entry.value for entry in self.registry.attributes.values()]
@@ -110,10 +116,15 @@ class Engine:
         state: SessionState | None = None,
         recent: Sequence[tuple[str, str]] = (),
         planner: str | None = None,
+        learn_seconds: float | None = None,
     ) -> EditPlan:
-        """Ask a planner for a plan and check it against the registered attributes."""
+        """Ask a planner for a plan and check it against the registered attributes.
+
+        ``learn_seconds``: how long learning a free-text attribute would take, when the
+        caller can do it (planners then offer it; see ``engine.zero_shot``).
+        """
         name = planner or self.config["planner.name"]
-        context = self._plan_context(state, recent)
+        context = self._plan_context(state, recent, learn_seconds)
         return self._checked_plan(name, self.planner(name).plan(message, context))
 
     async def aplan(
@@ -122,6 +133,7 @@ class Engine:
         state: SessionState | None = None,
         recent: Sequence[tuple[str, str]] = (),
         planner: str | None = None,
+        learn_seconds: float | None = None,
     ) -> EditPlan:
         """:meth:`plan` for event loops, which never wait on planning.
 
@@ -129,7 +141,7 @@ class Engine:
         worker thread.
         """
         name = planner or self.config["planner.name"]
-        context = self._plan_context(state, recent)
+        context = self._plan_context(state, recent, learn_seconds)
         chosen = self.planner(name)
         if isinstance(chosen, AsyncPlanner):
             plan = await chosen.aplan(message, context)
@@ -138,9 +150,12 @@ class Engine:
         return self._checked_plan(name, plan)
 
     def _plan_context(
-        self, state: SessionState | None, recent: Sequence[tuple[str, str]]
+        self,
+        state: SessionState | None,
+        recent: Sequence[tuple[str, str]],
+        learn_seconds: float | None = None,
     ) -> PlanContext:
-        return PlanContext(self.attributes(), state or SessionState(), tuple(recent))
+        return PlanContext(self.attributes(), state or SessionState(), tuple(recent), learn_seconds)
 
     def _checked_plan(self, name: str, plan: Any) -> EditPlan:
         """``plan`` when it is an EditPlan; edits of unknown attributes dropped with a note."""
@@ -204,6 +219,18 @@ class Engine:
             entry = _registered(self.registry.identity_models, "identity model", name)
             self._identity_models[name] = entry.value(self.config)
         return self._identity_models[name]
+
+    def installed_identity_model(self, name: str | None = None) -> IdentityModel | None:
+        """The identity model, or None when its weights are not installed (logged once per
+        model): measuring identity is optional, so it never fails an edit."""
+        name = name or self.config["identity.model"]
+        try:
+            return self.identity_model(name)
+        except WeightsMissingError as exc:
+            if name not in self._identity_missing:
+                self._identity_missing.add(name)
+                logger.warning("Identity is not measured: %s", exc)
+            return None
 
     def is_random(self, backend: str) -> bool:
         """Whether ``backend`` was registered with random weights (its output is noise)."""

@@ -34,6 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 BackendFactory = Callable[["Config"], "Backend"]
 PlannerFactory = Callable[["Config"], "Planner"]
+ProviderFactory = Callable[["Config"], "DirectionProvider"]
 IdentityFactory = Callable[["Config"], "IdentityModel"]
 # (z_edit, z_orig) -> (step index, timestep) -> the z_sem that conditions that step
 ScheduleFactory = Callable[["torch.Tensor", "torch.Tensor"], Callable[[int, int], "torch.Tensor"]]
@@ -57,17 +58,21 @@ def chatface_register_backends(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def chatface_register_directions(register: Callable[[DirectionProvider], None]) -> None:
+def chatface_register_directions(
+    register: Callable[[DirectionProvider | ProviderFactory], None],
+) -> None:
     """Register attribute-direction providers.
 
-    Call ``register(provider)`` once per provider. A provider has a unique
-    ``name``, an ``attributes()`` method returning
-    :class:`chatface.engine.types.Attribute` objects (name, aliases, description,
-    backend whose latent space it edits, strength range), and
-    ``edit(z_sem, attribute, strength) -> z_sem`` that moves a batch of
-    semantic latents. An attribute name may be provided once per backend.
-    ``attributes()`` must work without model weights, so planning and
-    ``chatface plugins`` work on a fresh install.
+    Call ``register(provider)`` or ``register(factory)`` once per provider. A factory
+    (a class or function without ``attributes``/``edit``) is called with the
+    :class:`chatface.config.Config` while the plugins are collected, so it must be
+    cheap: load weights at the first edit. A provider has a unique ``name``, an
+    ``attributes()`` method returning :class:`chatface.engine.types.Attribute` objects
+    (name, aliases, description, backend whose latent space it edits, strength range),
+    and ``edit(z_sem, attribute, strength) -> z_sem`` that moves a batch of semantic
+    latents. An attribute name may be provided once per backend. ``attributes()`` must
+    work without model weights, so planning and ``chatface plugins`` work on a fresh
+    install.
     """
 
 

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "chatface.plugins.rule_planner",
     "chatface.plugins.anthropic_planner",
     "chatface.plugins.mapper",
+    "chatface.plugins.identity",
     "chatface.plugins.schedules",
 )
 

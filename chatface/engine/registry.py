@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
+from chatface.config import Config, load_config
+from chatface.engine.hookspecs import ProviderFactory
 from chatface.engine.types import (
     SOURCE_KINDS,
     Attribute,
@@ -199,11 +201,26 @@ def _check_provider(provider: Any) -> tuple[str, list[Attribute]]:
     return name, attributes
 
 
-def _directions_hook(pm: pluggy.PluginManager, registry: Registry) -> None:
+def _is_provider(value: Any) -> bool:
+    """A provider object, as opposed to a factory (a class or function taking the config)."""
+    methods = (getattr(value, m, None) for m in ("attributes", "edit"))
+    return not isinstance(value, type) and all(callable(m) for m in methods)
+
+
+def _directions_hook(pm: pluggy.PluginManager, registry: Registry, config: Config) -> None:
     hook = "chatface_register_directions"
 
     def make_register(plugin: str, items: list[Any]) -> Callable[..., None]:
-        def register(provider: DirectionProvider) -> None:
+        def register(provider: DirectionProvider | ProviderFactory) -> None:
+            if not _is_provider(provider) and callable(provider):
+                factory = getattr(provider, "__name__", type(provider).__name__)
+                try:
+                    provider = provider(config)
+                except Exception as exc:
+                    message = f"provider factory {factory} raised {type(exc).__name__}: {exc}"
+                    registry.problems.append(Problem(plugin, hook, message))
+                    logger.warning("plugin %s: %s", plugin, message)
+                    return
             try:
                 items.append((provider, *_check_provider(provider)))
             except Exception as exc:
@@ -299,11 +316,15 @@ def collect_commands(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
-def collect(pm: pluggy.PluginManager) -> Registry:
-    """Call every registration hook and return what was validly registered."""
+def collect(pm: pluggy.PluginManager, config: Config | None = None) -> Registry:
+    """Call every registration hook and return what was validly registered.
+
+    ``config`` (default: :func:`chatface.config.load_config`) goes to direction-provider
+    factories.
+    """
     registry = Registry()
     _named_factory_hook(pm, registry, "chatface_register_backends", "backend")
-    _directions_hook(pm, registry)
+    _directions_hook(pm, registry, config or load_config())
     _named_factory_hook(pm, registry, "chatface_register_planners", "planner")
     _named_factory_hook(pm, registry, "chatface_register_schedules", "schedule")
     _named_factory_hook(pm, registry, "chatface_register_identity_models", "identity model")

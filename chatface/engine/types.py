@@ -108,6 +108,38 @@ def _number(value: Any, what: str) -> float:
 
 
 @dataclass(frozen=True)
+class LearnRequest:
+    """A free-text attribute a planner offers to learn for the photo (zero-shot).
+
+    ``confirmed`` is False for the offer ("I can learn it ... Say yes") and True when the
+    user said yes; ``strength`` is the edit to apply once it is learned.
+    """
+
+    text: str
+    strength: float = 0.5
+    confirmed: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip() or len(self.text) > 60:
+            raise PlanError(f"learn.text must be 1 to 60 characters, got {self.text!r}.")
+        strength = _number(self.strength, "learn.strength")
+        if not -1.0 <= strength <= 1.0:
+            raise PlanError(f"learn.strength must be in [-1, 1], got {strength}.")
+        if not isinstance(self.confirmed, bool):
+            raise PlanError(f"learn.confirmed must be true or false, got {self.confirmed!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "strength": self.strength, "confirmed": self.confirmed}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LearnRequest:
+        if not isinstance(data, Mapping):
+            raise PlanError("learn must be a JSON object with a 'text'.")
+        strength = _number(data.get("strength", 0.5), "learn.strength")
+        return cls(data.get("text"), max(-1.0, min(1.0, strength)), data.get("confirmed", False))
+
+
+@dataclass(frozen=True)
 class EditPlan:
     """One planned turn, following the plan contract."""
 
@@ -116,6 +148,7 @@ class EditPlan:
     steps: int | None = None
     reply: str = ""
     schedule: str | None = None  # a registered condition schedule for this render, or None
+    learn: LearnRequest | None = None  # a free text offered for zero-shot learning ("chat")
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -128,6 +161,10 @@ class EditPlan:
             raise PlanError(f"steps must be a positive integer or null, got {self.steps!r}.")
         if self.schedule is not None and not isinstance(self.schedule, str):
             raise PlanError(f"schedule must be a name or null, got {self.schedule!r}.")
+        if self.learn is not None and (
+            not isinstance(self.learn, LearnRequest) or self.action != "chat"
+        ):
+            raise PlanError("learn goes with action 'chat' and must be a LearnRequest.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EditPlan:
@@ -149,6 +186,7 @@ class EditPlan:
             steps=data.get("steps"),
             reply=reply,
             schedule=data.get("schedule"),
+            learn=None if data.get("learn") is None else LearnRequest.from_dict(data["learn"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,6 +198,8 @@ class EditPlan:
         }
         if self.schedule is not None:  # optional in the contract
             data["schedule"] = self.schedule
+        if self.learn is not None:  # optional in the contract
+            data["learn"] = self.learn.to_dict()
         return data
 
     def to_json(self) -> str:
@@ -206,6 +246,9 @@ class PlanContext:
     state: SessionState = field(default_factory=SessionState)
     # Recent turns, oldest first, as (role, text) with role "user" or "bot".
     recent: Sequence[tuple[str, str]] = ()
+    # Seconds learning a free-text attribute for this photo would take (zero-shot), or
+    # None when it is off: planners offer it only when set.
+    learn_seconds: float | None = None
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from chatface import hookimpl
 from chatface.engine.types import ACTIONS, Attribute, EditOp, EditPlan, PlanContext, Planner
 from chatface.errors import ChatFaceError, PlanError
+from chatface.plugins import anthropic_zero_shot
 
 if TYPE_CHECKING:
     from chatface.config import Config
@@ -91,8 +92,9 @@ Attributes you can change (name: description; aliases):
 """
 
 
-def tool_schema(attributes: Sequence[Attribute]) -> dict[str, Any]:
-    """The ``edit_plan`` tool: its input schema is the plan contract."""
+def tool_schema(attributes: Sequence[Attribute], learn: bool = False) -> dict[str, Any]:
+    """The ``edit_plan`` tool: its input schema is the plan contract (with ``learn``, the
+    optional zero-shot field)."""
     names = list(dict.fromkeys(a.name for a in attributes))  # first declaration first
     attribute: dict[str, Any] = {"type": "string", **({"enum": names} if names else {})}
     edit = {
@@ -114,6 +116,7 @@ def tool_schema(attributes: Sequence[Attribute]) -> dict[str, Any]:
                 "edits": {"type": "array", "items": edit, **({} if names else {"maxItems": 0})},
                 "steps": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STEPS},
                 "reply": {"type": "string", "maxLength": MAX_REPLY_CHARS},
+                **({"learn": anthropic_zero_shot.FIELD} if learn else {}),
             },
             "required": ["action", "edits", "steps", "reply"],
             "additionalProperties": False,
@@ -145,7 +148,7 @@ def system_prompt(context: PlanContext) -> str:
         max_reply=MAX_REPLY_CHARS,
         state="\n".join(state) or "- none: the photo is unedited",
         attributes="\n".join(attributes) or "- none",
-    )
+    ) + anthropic_zero_shot.prompt_note(context)
 
 
 def wrap_user_text(text: str) -> str:
@@ -375,7 +378,7 @@ class AnthropicPlanner:
             "max_tokens": self.max_tokens,
             "system": system_prompt(context),
             "messages": build_messages(message, context.recent),
-            "tools": [tool_schema(context.attributes)],
+            "tools": [tool_schema(context.attributes, context.learn_seconds is not None)],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         }
 
@@ -392,7 +395,13 @@ class AnthropicPlanner:
             kinds = ",".join(sorted({_short(getattr(b, "type", "?")) for b in blocks})) or "none"
             stop = _short(getattr(response, "stop_reason", None))
             raise PlanError(f"no {TOOL_NAME} tool call (stop_reason {stop}, blocks: {kinds})")
-        return plan_from_tool_input(getattr(calls[0], "input", None), context.attributes, (key,))
+        data = getattr(calls[0], "input", None)
+        plan, unknown = plan_from_tool_input(data, context.attributes, (key,))
+        learn = anthropic_zero_shot.learn_from(data, plan.action, context)
+        if learn is not None:
+            reply = anthropic_zero_shot.reply_for(learn, context)
+            plan = dataclasses.replace(plan, learn=learn, reply=reply)
+        return plan, unknown
 
     async def _fall_back(
         self, message: str, context: PlanContext, reason: str, note: str | None = None

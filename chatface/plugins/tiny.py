@@ -69,9 +69,11 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
 
 def make_tiny_identity(config: Config | None = None) -> IdentityModel:
     """A small convolutional embedding network, every weight drawn from a fixed seed."""
+    from chatface.plugins.diffae.backend import resolve_device
     from chatface.plugins.tiny_identity import TinyIdentity
 
-    return TinyIdentity(seed=SEED)
+    device = config["engine.device"] if config is not None else "cpu"
+    return TinyIdentity(seed=SEED).to(resolve_device(device))
 
 
 class TinyDirections:

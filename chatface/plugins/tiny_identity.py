@@ -31,5 +31,6 @@ class TinyIdentity(nn.Module):
         self.eval().requires_grad_(False)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.interpolate(images.float(), size=(32, 32), mode="bilinear")
+        device = self.head.weight.device
+        x = nn.functional.interpolate(images.float().to(device), size=(32, 32), mode="bilinear")
         return nn.functional.normalize(self.head(self.features(x).flatten(1)), dim=1)

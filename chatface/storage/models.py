@@ -137,6 +137,9 @@ class Edit(SQLModel, table=True):
     state_json: str = Field(sa_type=sa.Text)  # full session state after this edit
     result_path: str | None = Field(default=None, max_length=1024)  # relative to files dir
     created_at: datetime = _created_at()
+    # Identity similarity of the rendered result with the original face (cosine of the
+    # identity model's embeddings); None: not measured (no render, or no model weights).
+    identity: float | None = Field(default=None)
 
 
 class Message(SQLModel, table=True):

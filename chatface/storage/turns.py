@@ -254,9 +254,13 @@ class Turns:
         error: str | None = None,
         face: Face | None = None,
         undo: bool = False,
+        identity: float | None = None,
+        state_json: str | None = None,
     ) -> JobEnd:
-        """End a job in one write transaction: its state, a render's ``result_path``
-        recorded on its edit, a photo job's new ``face`` added and made active, and the
+        """End a job in one write transaction: its state, a render's ``result_path``,
+        ``identity`` similarity and the ``state_json`` it rendered (when the identity guard
+        lowered the edit) recorded on its edit, a photo job's new ``face`` added and made
+        active, and the
         bot's ``reply`` logged (not for a render whose edit is no longer the current one:
         that reply is never sent). ``undo`` takes back a render's edit (that failed or was
         cancelled) if it is still the current one. A job deleted meanwhile (/forget) is
@@ -276,6 +280,8 @@ class Turns:
                 current = face_row is not None and face_row.cursor == edit.seq  # type: ignore[union-attr]
                 if edit is not None and result_path is not None:
                     edit.result_path = result_path
+                    edit.identity = identity
+                    edit.state_json = state_json or edit.state_json
                     session.add(edit)
                 if undo and current and face_row is not None:
                     face_row.cursor -= 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from chatface import hookimpl
+from chatface.config import load_config
 from chatface.engine import hookspecs
 from chatface.engine.editor import Engine
 from chatface.engine.registry import collect
@@ -50,7 +51,7 @@ def test_hook_chatface_register_backends(pm, add_plugin) -> None:
     assert torch.equal(backend.render(latents, lambda i, t: latents.z_sem, steps=3), images)
 
 
-def test_hook_chatface_register_directions(pm, add_plugin) -> None:
+def test_hook_chatface_register_directions(pm, add_plugin, monkeypatch) -> None:
     class Shift:
         name = "shift"
 
@@ -60,18 +61,47 @@ def test_hook_chatface_register_directions(pm, add_plugin) -> None:
         def edit(self, z_sem, attribute, strength):  # type: ignore[no-untyped-def]
             return z_sem + strength
 
+    class Steps(Shift):
+        """A provider made by a factory: the class, called with the config."""
+
+        name = "steps"
+
+        def __init__(self, config) -> None:  # type: ignore[no-untyped-def]
+            self.size = config["render.steps"]
+
+        def attributes(self):  # type: ignore[no-untyped-def]
+            return [Attribute("stairs", "test attribute")]
+
+        def edit(self, z_sem, attribute, strength):  # type: ignore[no-untyped-def]
+            return z_sem + strength * self.size
+
+    def broken(config):  # type: ignore[no-untyped-def]
+        raise OSError("no such folder")
+
     class Plugin:
         @hookimpl
         def chatface_register_directions(self, register):  # type: ignore[no-untyped-def]
             register(Shift())
+            register(Steps)
+            register(broken)
+            register(lambda config: "not a provider")
 
     add_plugin(Plugin(), "shift-plugin")
+    monkeypatch.setenv("CHATFACE_RENDER_STEPS", "5")
     registry = collect(pm)
     assert registry.providers["shift"].plugin == "shift-plugin"
     assert registry.attributes["sparkle"].plugin == "shift-plugin"
     assert registry.attribute("GLITTER").name == "sparkle"
     z = torch.zeros(1, 3)
     assert torch.equal(registry.provider_for("sparkle", "diffae").edit(z, "sparkle", 0.5), z + 0.5)
+    # The factory got the effective settings (the environment's, or the config passed in).
+    assert registry.provider_for("stairs", "diffae").edit(z, "stairs", 0.5).tolist() == [[2.5] * 3]
+    config = load_config({"CHATFACE_RENDER_STEPS": "2"})
+    assert collect(pm, config).provider_for("stairs", "diffae").size == 2
+    assert Engine(config, pm).registry.provider_for("stairs", "diffae").size == 2
+    problems = [p.message for p in registry.problems if p.plugin == "shift-plugin"]
+    assert problems[0] == "provider factory broken raised OSError: no such folder"
+    assert "'name' attribute" in problems[1] and len(problems) == 2
 
 
 def test_hook_chatface_register_planners(pm, add_plugin) -> None:

@@ -109,14 +109,10 @@ def save_mapper(folder: Path, network: MappingNetwork, info: MapperInfo) -> Path
     return json_path
 
 
-def load_network(path: Path, info: MapperInfo | None = None) -> MappingNetwork:
-    """The network of a mapper file, its sha256 checked against the metadata."""
-    from safetensors.torch import load_file
-
+def checked_tensors(path: Path, info: MapperInfo) -> Path:
+    """The mapper's tensors file, present and matching the sha256 in its metadata."""
     from chatface.engine.weights import sha256_file
-    from chatface.plugins.mapper.network import MappingNetwork
 
-    info = info or read_info(path)
     tensors_path = mapper_paths(path)[0]
     if not tensors_path.is_file():
         raise MapperFileError(f"The mapper tensors {tensors_path} are missing.")
@@ -125,6 +121,17 @@ def load_network(path: Path, info: MapperInfo | None = None) -> MappingNetwork:
             f"{tensors_path} does not match the sha256 in its metadata: the file changed "
             "or is damaged; train or copy it again."
         )
+    return tensors_path
+
+
+def load_network(path: Path, info: MapperInfo | None = None) -> MappingNetwork:
+    """The network of a mapper file, its sha256 checked against the metadata."""
+    from safetensors.torch import load_file
+
+    from chatface.plugins.mapper.network import MappingNetwork
+
+    info = info or read_info(path)
+    tensors_path = checked_tensors(path, info)
     network = MappingNetwork(info.latent_dim, info.hidden, info.layers)
     try:
         network.load_state_dict(load_file(str(tensors_path)))

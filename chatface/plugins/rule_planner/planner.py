@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from chatface.engine.types import Attribute, EditOp, EditPlan, PlanContext
-from chatface.plugins.rule_planner import replies
+from chatface.plugins.rule_planner import offers, replies
 from chatface.plugins.rule_planner.followups import (
     find_topic,
     followup_changes,
@@ -131,7 +131,10 @@ class RulePlanner:
             return EditPlan(
                 "edit", steps=analysis.steps, reply=replies.steps_reply(analysis.steps, zh)
             )
-        return EditPlan("chat", reply=replies.chat_reply(analysis, names))
+        learn = offers.confirmation(analysis, context, vocab) or offers.offer(
+            message, analysis, context, vocab
+        )
+        return learn or EditPlan("chat", reply=replies.chat_reply(analysis, names))
 
     def _edit_plan(
         self, changes: list[tuple[str, float]], removals: dict[str, bool], analysis: Analysis

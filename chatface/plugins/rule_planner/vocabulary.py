@@ -283,6 +283,7 @@ def build_vocabulary(attributes: Sequence[Attribute]) -> Vocabulary:
     for attribute in attributes:
         vocab.add_target(attribute.name, [attribute.name])
     _add_chinese(vocab)
+    _add_chinese_aliases(vocab, attributes)
     for word, suggested in NEAR_MISSES.items():
         vocab.hints.setdefault(word, set()).update(a for a in suggested if a in names)
     return vocab
@@ -323,6 +324,20 @@ def _add_attribute_hints(vocab: Vocabulary, attributes: Sequence[Attribute]) -> 
         text = " ".join([attribute.name.replace("_", " "), description, *aliases_of(attribute)])
         for word in _words_of(text):
             vocab.hints.setdefault(word, set()).add(attribute.name)
+
+
+def _add_chinese_aliases(vocab: Vocabulary, attributes: Sequence[Attribute]) -> None:
+    """Plugins' aliases written in Chinese characters ("小卷毛"): they win a phrase the
+    built-in tables give another attribute, never a grammar word."""
+    for attribute in attributes:
+        for alias in aliases_of(attribute):
+            tokens = tokenize(to_simplified(normalize(alias))[0])
+            if len(tokens) != 1 or tokens[0].kind != "han":
+                continue
+            phrase = tokens[0].text
+            claimed = vocab.chinese.get(phrase)
+            if claimed is None or claimed.kind not in _PROTECTED:
+                vocab.chinese[phrase] = Lexeme(Kind.MENTION, attribute.name, text=phrase)
 
 
 def _add_chinese(vocab: Vocabulary) -> None:

@@ -6,18 +6,26 @@ import re
 from collections.abc import Callable
 
 import torch
+from safetensors.torch import load_file
 
 from chatface import hookimpl
+from chatface.config import Config
 from chatface.engine.types import Attribute, DirectionProvider, EditOp, EditPlan, PlanContext
 
 NEGATIVE_WORDS = {"less", "no", "remove", "without", "fewer"}
 
 
 class ExampleDirections:
-    """A linear direction: a seeded random unit vector, scaled by the strength."""
+    """A linear direction scaled by the strength: ``<data dir>/example/glow.safetensors``
+    (a tensor ``direction``) when it exists, else a seeded random unit vector."""
 
     name = "example"
     scale = 2.0  # strength 1.0 moves z_sem this far (in z_sem units)
+
+    def __init__(self, config: Config) -> None:
+        # chatface calls this while collecting plugins: only note where the file is.
+        self.path = config.data_dir / "example" / "glow.safetensors"
+        self._direction: torch.Tensor | None = None
 
     def attributes(self) -> list[Attribute]:
         return [
@@ -30,9 +38,13 @@ class ExampleDirections:
         ]
 
     def direction(self, dim: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(1234)
-        vector = torch.randn(dim, generator=generator)
-        return vector / vector.norm()
+        if self._direction is None:  # loaded at the first edit, then kept
+            if self.path.is_file():
+                vector = load_file(str(self.path))["direction"].float()
+            else:
+                vector = torch.randn(dim, generator=torch.Generator().manual_seed(1234))
+            self._direction = vector / vector.norm()
+        return self._direction
 
     def edit(self, z_sem: torch.Tensor, attribute: str, strength: float) -> torch.Tensor:
         step = self.direction(z_sem.shape[-1]).to(z_sem)
@@ -71,7 +83,7 @@ class KeywordPlanner:
 
 @hookimpl
 def chatface_register_directions(register: Callable[[DirectionProvider], None]) -> None:
-    register(ExampleDirections())
+    register(ExampleDirections)  # a factory: chatface calls it with the settings
 
 
 @hookimpl

@@ -1,0 +1,92 @@
+"""Zero-shot turns of the dialogue: offering to learn a free text, and learning it.
+
+A planner offers what no provider knows (``EditPlan.learn``, unconfirmed) when the
+context says learning is possible (``learn_seconds``); on the user's yes (confirmed) the
+registered :class:`~chatface.engine.zero_shot.TextLearner` optimises an offset for the
+chat's face on the model thread, the engine's registry is reloaded so the text is an
+attribute, and the turn goes on as an ordinary edit of it. An edit of a text learned on
+other photos becomes an offer for this one (learning starts from the cached offset).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from chatface.engine.types import EditOp, EditPlan, LearnRequest, Progress
+from chatface.engine.zero_shot import TextLearner, find_learner, offer_reply
+from chatface.errors import ChatFaceError
+
+if TYPE_CHECKING:
+    from chatface.bots.faces import FaceCache
+    from chatface.engine.editor import Engine
+    from chatface.engine.queue import RenderQueue
+    from chatface.storage.models import Face
+
+logger = logging.getLogger(__name__)
+
+
+class ZeroShotTurns:
+    """What the conversation core asks about free-text attributes."""
+
+    def __init__(self, engine: Engine, queue: RenderQueue, faces: FaceCache) -> None:
+        self.engine, self.queue, self.faces = engine, queue, faces
+        self._seconds: dict[str, float | None] = {}  # backend -> expected seconds (or off)
+
+    def learner(self) -> TextLearner | None:
+        return find_learner(self.engine)
+
+    async def seconds(self, face: Face | None) -> float | None:
+        """Expected seconds to learn a text for ``face``; None when there is no face, no
+        learner or learning is off. Measured once per backend on the model thread."""
+        learner = self.learner()
+        if face is None or learner is None:
+            return None
+        if face.backend not in self._seconds:
+            self._seconds[face.backend] = await self.queue.run_model(
+                learner.seconds, self.engine, face.backend
+            )
+        return self._seconds[face.backend]
+
+    async def check(self, plan: EditPlan, face: Face | None, seconds: float | None) -> EditPlan:
+        """``plan``, or an offer when it edits a text learned only for other photos."""
+        learner = self.learner()
+        if plan.action != "edit" or face is None or learner is None:
+            return plan
+        opened = None
+        for op in plan.edits:
+            attribute = self.engine.registry.attribute(op.attribute)
+            text = learner.text(op.attribute)
+            if attribute is None or text is None:
+                continue
+            opened = opened or (await self.faces.opened(face))[0]
+            if learner.has_face(op.attribute, opened.latents.z_sem):
+                continue
+            if seconds is None:
+                return EditPlan("chat", reply=f"I can't change {op.attribute} on this photo.")
+            reply = offer_reply(text, seconds, learned_elsewhere=True)
+            return EditPlan("chat", reply=reply, learn=LearnRequest(text, op.strength))
+        return plan
+
+    async def learn(
+        self, request: LearnRequest, face: Face | None, progress: Progress | None
+    ) -> EditPlan:
+        """Learn ``request.text`` for ``face``; the edit plan that applies it, or a chat
+        plan saying why not."""
+        learner = self.learner()
+        if face is None or learner is None or await self.seconds(face) is None:
+            return EditPlan("chat", reply="I can't learn new attributes here.")
+        opened, _ = await self.faces.opened(face)
+        try:
+            attribute = await self.queue.run_model(
+                learner.learn, self.engine, request.text, opened.latents, face.backend, progress
+            )
+            # Measured during learning: the next offer says how long it took here.
+            self._seconds[face.backend] = await self.queue.run_model(
+                learner.seconds, self.engine, face.backend
+            )
+        except ChatFaceError as exc:
+            return EditPlan("chat", reply=str(exc))
+        self.engine.reload_registry()
+        edit = EditOp(attribute.name, request.strength)
+        return EditPlan("edit", (edit,), reply=f"Here you are, {request.text}.")

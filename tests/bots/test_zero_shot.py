@@ -1,0 +1,107 @@
+"""Zero-shot free-text attributes end to end, on the tiny backend, identity net and CLIP:
+offer -> yes -> learning -> the edit renders, undo is exact, another face starts from
+the cached offset."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from chatface.bots.conversation import ConversationCore
+from chatface.config import load_config
+from chatface.engine.editor import Engine
+from chatface.engine.queue import LocalRenderQueue
+from chatface.plugins.mapper import zero_shot_learn
+from chatface.storage import Store
+
+FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
+
+
+@pytest.fixture
+def engine(pm, monkeypatch):  # type: ignore[no-untyped-def]
+    for name, value in {
+        "ENGINE_BACKEND": "tiny", "IDENTITY_MODEL": "tiny", "RENDER_ENCODE_STEPS": "2",
+        "RENDER_STEPS": "2", "ZERO_SHOT_ENABLED": "on", "ZERO_SHOT_STEPS": "3",
+        "ZERO_SHOT_RENDER_STEPS": "1", "METHOD_CLIP_MODEL": "tiny",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(f"CHATFACE_{name}", value)
+    return Engine(load_config(), pm)
+
+
+def same(a: bytes | None, b: bytes | None) -> bool:
+    from PIL import Image
+
+    assert a is not None and b is not None
+    return np.array_equal(*(np.asarray(Image.open(io.BytesIO(x))) for x in (a, b)))
+
+
+def test_offer_yes_learn_render_undo_and_a_second_face(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    starts: list[torch.Tensor | None] = []
+    learn = zero_shot_learn.learn_offset
+
+    def spy(engine, latents, backend, target, start=None, progress=None, **kwargs):  # type: ignore[no-untyped-def]
+        starts.append(start)
+        return learn(engine, latents, backend, target, start, progress, **kwargs)
+
+    monkeypatch.setattr(zero_shot_learn, "learn_offset", spy)
+    store = Store.from_config(engine.config)
+
+    async def session() -> None:
+        queue = LocalRenderQueue.from_engine(engine)
+        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
+        try:
+            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+            original = (await chat.receive_text("u", "c", "show the original")).image
+            offer = await chat.receive_text("u", "c", "make her look a lot like a vampire")
+            assert offer.image is None
+            assert offer.text.startswith("I don't know 'looking like a vampire' yet: ")
+            assert offer.text.endswith(" s. Say yes to try.")
+            starts.clear()  # the probe that measured the time
+            edited = await chat.receive_text("u", "c", "yes")
+            assert edited.text == "Here you are, looking like a vampire."
+            assert edited.plan is not None and edited.plan.edits[0].attribute == "vampire"
+            assert edited.plan.edits[0].strength == pytest.approx(0.8)  # "a lot"
+            assert not same(edited.image, original) and starts == [None]
+            assert "vampire" in (await chat.receive_text("u", "c", "list attributes")).text
+            assert same((await chat.receive_text("u", "c", "undo")).image, original)
+            assert same((await chat.receive_text("u", "c", "redo")).image, edited.image)
+
+            # Another face: the learned text is known, but not for this face yet.
+            await chat.receive_photo("u", "c", (FACES / "obama.jpg").read_bytes())
+            again = await chat.receive_text("u", "c", "make him look like a vampire")
+            assert again.text.startswith("I learned 'looking like a vampire' on another photo")
+            second = await chat.receive_text("u", "c", "ok")
+            assert second.image is not None and len(starts) == 2
+            assert starts[1] is not None  # started from the first face's offset
+            assert (await chat.receive_text("u", "c", "more vampire")).image is not None
+        finally:
+            await queue.close()
+            store.close()
+
+    asyncio.run(session())
+
+
+def test_off_means_no_offer(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHATFACE_ZERO_SHOT_ENABLED", "auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    engine.config = load_config()
+    store = Store.from_config(engine.config)
+
+    async def session() -> None:
+        queue = LocalRenderQueue.from_engine(engine)
+        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
+        try:
+            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+            reply = await chat.receive_text("u", "c", "make her look like a vampire")
+            assert reply.text.startswith("I can only change face attributes")
+            assert (await chat.receive_text("u", "c", "yes")).text.startswith("OK.")
+        finally:
+            await queue.close()
+            store.close()
+
+    asyncio.run(session())
