@@ -63,4 +63,3 @@ def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
 
     for spec in SPECS:
         register(spec)
-
