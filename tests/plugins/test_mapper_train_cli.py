@@ -47,19 +47,6 @@ def fast(monkeypatch) -> Iterator[None]:
 def photos(tmp_path) -> Path:
     folder = tmp_path / "photos"
     folder.mkdir()
-    other = TrainingFaces(Latents(torch.zeros(1, 4), torch.zeros(1, 3, 8, 8)),
-                          torch.zeros(1, 3, 8, 8), "diffae", "abc")  # fmt: skip
-    train_data.write_faces(tmp_path / "diffae.safetensors", other)
-    with pytest.raises(ChatFaceError, match="faces of the 'diffae' backend, but engine.backend"):
-        invoke(
-            "--attribute", "curly", "--target", TARGET, "--latents", tmp_path / "diffae.safetensors"
-        )
-    tiny = replace(other, backend="tiny")
-    train_data.write_faces(tmp_path / "tiny.safetensors", tiny)
-    with pytest.raises(ChatFaceError, match="other 'tiny' weights than the installed ones"):
-        invoke(
-            "--attribute", "curly", "--target", TARGET, "--latents", tmp_path / "tiny.safetensors"
-        )
     for name in ("obama.jpg", "grace_hopper.jpg"):
         shutil.copy(DATA / name, folder / name)
     (folder / "notes.txt").write_text("not a photo")
@@ -106,11 +93,22 @@ def test_train_mapper_from_photos_to_a_mapper_file(photos, isolated_env, monkeyp
                     "--iters", 3, "--batch", 2, "--resume")  # fmt: skip
     assert report["iterations"] == 3 and read_info(mapper).training["iterations"] == 3
 
-    # The cache serves as --latents for another run.
+    # The cache serves as --latents for another run, which also writes a plugin package.
     cache = run / "faces.safetensors"
+    monkeypatch.chdir(isolated_env.parent)
     report = invoke("--attribute", "curly_hair_2", "--target", TARGET, "--iters", 1,
-                    "--latents", cache, "--out", isolated_env / "other")  # fmt: skip
+                    "--latents", cache, "--out", isolated_env / "other",
+                    "--package", "chatface-curly-two")  # fmt: skip
     assert report["faces"] == 2 and (isolated_env / "mappers" / "curly_hair_2.json").is_file()
+    package = Path(report["package"])
+    assert package == isolated_env.parent / "chatface-curly-two"
+    assert "chatface-curly-two" in (package / "pyproject.toml").read_text()
+    assert sorted(p.name for p in package.rglob("curly_hair_2.*")) == [
+        "curly_hair_2.json", "curly_hair_2.safetensors"
+    ]  # fmt: skip
+    with pytest.raises(ChatFaceError, match="already exists"):  # before any training
+        invoke("--attribute", "x", "--target", TARGET, "--latents", cache,
+               "--package", "chatface-curly-two")  # fmt: skip
 
 
 def test_mistakes_get_one_clear_sentence(photos, tmp_path) -> None:

@@ -68,6 +68,12 @@ def train_mapper(
     alias: list[str] = typer.Option(
         [], "--alias", help="Another word for it, English or Chinese (repeat)."
     ),
+    package: str | None = typer.Option(
+        None,
+        "--package",
+        help="Also write a pip-installable plugin package of the trained attribute into "
+        "./PACKAGE (e.g. chatface-curly-hair); see `chatface package-mapper`.",
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a mapping network that edits faces towards a text (ChatFace's method).
@@ -84,6 +90,12 @@ def train_mapper(
         raise ChatFaceError(f"--attribute must be snake_case (like curly_hair), got {attribute!r}.")
     if (images is None) == (latents is None):
         raise ChatFaceError("Give the training faces with either --images DIR or --latents FILE.")
+    if package is not None:  # a bad name or a taken folder fails before the training
+        from chatface.plugins.mapper.package import PackageError, module_name
+
+        module_name(package)
+        if Path(package).exists():
+            raise PackageError(f"{Path(package).absolute()} already exists; choose another name.")
     engine = Engine(load_config())
     backend = engine.config["engine.backend"]
     if engine.is_random(backend):
@@ -99,9 +111,15 @@ def train_mapper(
     result = _run(engine, faces, settings, iters=iters, out=out, resume=resume)
     saved = _save(engine, faces, settings, result, description, tuple(alias))
     metrics = result.metrics()
+    written = None
+    if package is not None:
+        from chatface.plugins.mapper.package import write_package
+
+        written = write_package([saved], package, Path(package))
     if json_:
         report = {
             "mapper": str(saved),
+            "package": None if written is None else str(written),
             "iterations": result.iterations,
             "faces": len(faces),
             "skipped": len(faces.skipped),
@@ -112,6 +130,8 @@ def train_mapper(
         return
     losses = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     console.print(f"Trained '{attribute}' for {result.iterations} iterations ({losses}).")
+    if written is not None:
+        console.print(f"Wrote the package {written}; install it with: pip install {written}")
     typer.echo(str(saved))
 
 
