@@ -54,7 +54,12 @@ def add_plugin_commands(app: typer.Typer, pm: pluggy.PluginManager | None = None
     from chatface.engine.registry import collect_commands
 
     taken = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    registry = collect_commands(pm or make_plugin_manager(load_config().plugin_allow_list()))
+    if pm is None:
+        try:
+            pm = make_plugin_manager(load_config().plugin_allow_list())
+        except ChatFaceError:
+            return  # a broken config file: the command that runs reports it in one line
+    registry = collect_commands(pm)
     for problem in registry.problems:
         logging.getLogger(__name__).warning("%s", problem)
     for name, entry in sorted(registry.commands.items()):

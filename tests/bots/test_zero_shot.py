@@ -18,7 +18,6 @@ from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
 from chatface.plugins.mapper import zero_shot_learn
 from chatface.storage import Store
-from tests.plugins.test_zero_shot_learn import tiny_directional
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 
@@ -28,10 +27,9 @@ def engine(pm, monkeypatch):  # type: ignore[no-untyped-def]
     for name, value in {
         "ENGINE_BACKEND": "tiny", "IDENTITY_MODEL": "tiny", "RENDER_ENCODE_STEPS": "2",
         "RENDER_STEPS": "2", "ZERO_SHOT_ENABLED": "on", "ZERO_SHOT_STEPS": "3",
-        "ZERO_SHOT_RENDER_STEPS": "1",
+        "ZERO_SHOT_RENDER_STEPS": "1", "METHOD_CLIP_MODEL": "tiny",
     }.items():  # fmt: skip
         monkeypatch.setenv(f"CHATFACE_{name}", value)
-    monkeypatch.setattr(zero_shot_learn, "directional", lambda engine: tiny_directional())
     return Engine(load_config(), pm)
 
 

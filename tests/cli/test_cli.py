@@ -61,7 +61,7 @@ def test_plugins_table_names_every_plugin_at_80_columns() -> None:
     assert "…" not in result.output
     first_column = [line.split("│")[1].strip() for line in result.output.splitlines()[4:-1]]
     names = ("diffae", "celeba_directions", "tiny", "rule_planner", "anthropic_planner", "mapper")
-    names += ("schedules",)
+    names += ("identity", "schedules")
     for name in names:
         assert f"{name} (built-in)" in first_column or name in first_column, first_column
     assert result.output.count("built-in") == len(names)

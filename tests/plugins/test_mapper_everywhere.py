@@ -32,8 +32,8 @@ def test_chatface_plugins_lists_the_trained_attribute(curly) -> None:
     assert result.exit_code == 0, result.output
     report = {p["name"]: p for p in json.loads(result.output)}
     mapper = report["chatface.plugins.mapper"]
-    assert mapper["registered"]["directions"] == ["mapper"]
-    assert mapper["registered"]["attributes"] == ["curly_hair"]
+    assert "mapper" in mapper["registered"]["directions"]
+    assert "curly_hair" in mapper["registered"]["attributes"]
     assert mapper["problems"] == []
 
 

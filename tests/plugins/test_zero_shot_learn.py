@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.plugins.mapper import zero_shot_learn
-from chatface.plugins.mapper.directional import ClipDirection
 from chatface.plugins.mapper.zero_shot import (
     FreeTextDirections,
     ZeroShotError,
@@ -19,29 +16,13 @@ from chatface.plugins.mapper.zero_shot import (
 )
 
 
-@functools.cache
-def tiny_directional() -> ClipDirection:
-    """A tiny open_clip CLIP with random weights from a fixed seed."""
-    import open_clip
-
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(
-        embed_dim=32,
-        vision_cfg={"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
-        text_cfg={"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
-    )
-    tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=16)
-    return ClipDirection(model, tokenizer, [0.5] * 3, [0.25] * 3)
-
-
 @pytest.fixture
 def engine(pm, monkeypatch):  # type: ignore[no-untyped-def]
     for name, value in {
         "ENGINE_BACKEND": "tiny", "IDENTITY_MODEL": "tiny", "ZERO_SHOT_ENABLED": "on",
-        "ZERO_SHOT_RENDER_STEPS": "1", "ZERO_SHOT_LR": "0.05",
+        "ZERO_SHOT_RENDER_STEPS": "1", "ZERO_SHOT_LR": "0.05", "METHOD_CLIP_MODEL": "tiny",
     }.items():  # fmt: skip
         monkeypatch.setenv(f"CHATFACE_{name}", value)
-    monkeypatch.setattr(zero_shot_learn, "directional", lambda engine: tiny_directional())
     return Engine(load_config(), pm)
 
 

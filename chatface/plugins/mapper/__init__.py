@@ -45,7 +45,7 @@ def chatface_register_directions(
     from chatface.plugins.mapper.zero_shot import FreeTextDirections
 
     register(make_mapper_directions)
-    register(FreeTextDirections())
+    register(FreeTextDirections.from_config)
 
 
 @hookimpl

@@ -187,7 +187,10 @@ class Objective:
         self.schedule = entry.value
 
     @classmethod
-    def from_config(cls, engine: Engine, backend: str | None = None) -> Objective:
+    def from_config(
+        cls, engine: Engine, backend: str | None = None, *, steps: int | None = None
+    ) -> Objective:
+        """The objective the settings describe; ``steps`` instead of ``method.loss_steps``."""
         config = engine.config
         backend = backend or config["engine.backend"]
         device = getattr(engine.backend(backend), "device", "cpu")
@@ -197,7 +200,7 @@ class Objective:
             load_clip_model(config["method.clip_model"], device),
             engine.identity_model(),
             LossWeights.from_config(config),
-            steps=config["method.loss_steps"],
+            steps=steps or config["method.loss_steps"],
             render_mode=config["method.loss_render"],
             schedule=config["render.schedule"],
         )

@@ -22,7 +22,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatface.config import load_config
 from chatface.engine.types import Attribute
 from chatface.errors import ChatFaceError
 from chatface.files import atomic_write
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from chatface.config import Config
     from chatface.engine.editor import Engine
     from chatface.engine.types import Latents, Progress
+    from chatface.plugins.mapper.objective import Objective
 
 PROVIDER_NAME = "free_text"
 FOLDER = "zero_shot"
@@ -45,8 +45,8 @@ class ZeroShotError(ChatFaceError):
     """A free-text attribute cannot be used for this face."""
 
 
-def folder(config: Config | None = None) -> Path:
-    return (config or load_config()).data_dir / FOLDER
+def folder(config: Config) -> Path:
+    return config.data_dir / FOLDER
 
 
 def attribute_name(text: str) -> str:
@@ -76,13 +76,14 @@ class FreeTextDirections:
 
     name = PROVIDER_NAME
 
-    def __init__(self, root: Path | None = None) -> None:
-        self._root = root
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self._offsets: dict[tuple[str, str], torch.Tensor] = {}
+        self._objectives: dict[str, Objective] = {}  # backend -> its loaded objective
 
-    @property
-    def root(self) -> Path:
-        return self._root if self._root is not None else folder()
+    @classmethod
+    def from_config(cls, config: Config) -> FreeTextDirections:
+        return cls(folder(config))
 
     def texts(self) -> dict[str, dict[str, Any]]:
         """Attribute name -> its ``text.json`` (text, source, target)."""
@@ -147,9 +148,11 @@ class FreeTextDirections:
     # --- zero-shot learning (engine.zero_shot.TextLearner) --------------------------
 
     def seconds(self, engine: Engine, backend: str) -> float | None:
-        from chatface.plugins.mapper.zero_shot_learn import expected_seconds
+        from chatface.plugins.mapper.zero_shot_learn import enabled, expected_seconds
 
-        return expected_seconds(engine, backend)
+        if not enabled(engine):
+            return None
+        return expected_seconds(engine, backend, self._objective(engine, backend))
 
     def learn(
         self,
@@ -162,9 +165,19 @@ class FreeTextDirections:
         from chatface.plugins.mapper.zero_shot_learn import learn_offset
 
         start = self.start(text, backend)
-        offset = learn_offset(engine, latents, backend, target_prompt(text), start, progress)
+        loss = self._objective(engine, backend)
+        offset = learn_offset(
+            engine, latents, backend, target_prompt(text), start, progress, loss=loss
+        )
         name = self.save(text, backend, latents.z_sem, offset)
         return _attribute(name, self.texts()[name], backend)
+
+    def _objective(self, engine: Engine, backend: str) -> Objective:
+        from chatface.plugins.mapper.zero_shot_learn import objective
+
+        if backend not in self._objectives:
+            self._objectives[backend] = objective(engine, backend)
+        return self._objectives[backend]
 
     def _face_path(self, attribute: str, key: str) -> Path:
         return self.root / attribute / "faces" / f"{key}.safetensors"

@@ -1,12 +1,10 @@
 """Learning one free-text attribute for one face: a z_sem offset, optimised on the spot.
 
-    loss = 2.0 * (1 - directional score) + 0.5 * (1 - identity similarity) + 0.2 * |dz|
-
-The edited face is rendered with ``zero_shot.render_steps`` DDIM steps, gradients
-flowing through the renderer into the offset; the directional score compares it with
-the unedited render of the same steps (CLIP, ``directional``), identity with the face
-network of ``identity.model``. ``zero_shot.steps`` Adam steps at ``zero_shot.lr``. The
-seconds per step are measured on this device and kept, for the time an offer names.
+The loss is the ChatFace objective (``objective``) without its L1 image term:
+CLIP directional + identity + |dz| with the ``method.*`` weights. The edited face is
+rendered with ``zero_shot.render_steps`` DDIM steps, gradients flowing through the
+renderer into the offset; ``zero_shot.steps`` Adam steps at ``zero_shot.lr``. The seconds
+per step are measured on this device and kept, for the time an offer names.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +24,11 @@ from chatface.files import atomic_write
 if TYPE_CHECKING:
     from chatface.engine.editor import Engine
     from chatface.engine.types import Latents, Progress
-    from chatface.plugins.mapper.directional import ClipDirection
+    from chatface.plugins.mapper.objective import Objective
 
 logger = logging.getLogger(__name__)
 
-DIRECTIONAL_WEIGHT, IDENTITY_WEIGHT, OFFSET_WEIGHT = 2.0, 0.5, 0.2  # the spec's weights
 TIMINGS = "timings.json"
-_DIRECTIONALS: dict[str, ClipDirection] = {}  # device -> the loaded CLIP model
 
 
 def device_of(engine: Engine) -> torch.device:
@@ -49,14 +46,15 @@ def enabled(engine: Engine) -> bool:
     return setting == "on" or (setting == "auto" and device_of(engine).type == "cuda")
 
 
-def directional(engine: Engine) -> ClipDirection:
-    """The CLIP model of the directional loss, loaded once per device."""
-    from chatface.plugins.mapper.directional import load_directional
+def objective(engine: Engine, backend: str) -> Objective:
+    """The ChatFace objective of zero-shot learning: no L1 image term, few-step renders."""
+    from chatface.plugins.mapper.objective import Objective
 
-    device = device_of(engine)
-    if str(device) not in _DIRECTIONALS:
-        _DIRECTIONALS[str(device)] = load_directional(device)
-    return _DIRECTIONALS[str(device)]
+    made = Objective.from_config(
+        engine, backend, steps=int(engine.config["zero_shot.render_steps"])
+    )
+    made.weights = replace(made.weights, l1=0.0)
+    return made
 
 
 def learn_offset(
@@ -69,27 +67,23 @@ def learn_offset(
     *,
     steps: int | None = None,
     losses: list[float] | None = None,
+    loss: Objective | None = None,
 ) -> torch.Tensor:
     """The z_sem offset ([1, D]) that moves this face towards ``target`` (a CLIP prompt).
 
     ``start``: the offset to begin from (learned for another face); ``steps``: instead of
-    ``zero_shot.steps``; ``losses`` collects the directional loss of each step. The
+    ``zero_shot.steps``; ``losses`` collects the directional loss of each step; ``loss``:
+    the :func:`objective` when the caller keeps one (loading CLIP takes seconds). The
     seconds per step are kept for :func:`expected_seconds`.
     """
     from chatface.plugins.mapper.zero_shot import SOURCE, folder
 
     config = engine.config
     steps = steps or int(config["zero_shot.steps"])
-    render_steps = int(config["zero_shot.render_steps"])
-    clip = directional(engine)
-    direction = clip.text_direction(SOURCE, target)
-    identity = engine.identity_model()
-    schedule = engine.registry.schedules[engine.config["render.schedule"]].value
-    model = engine.backend(backend)
+    loss = loss or objective(engine, backend)
+    direction = loss.clip.text_direction(SOURCE, target)
     z = latents.z_sem.detach().float()
-    with torch.no_grad():
-        original = model.render(latents, schedule(z, z), render_steps)
-        original_id = identity.embed(original)
+    reference = loss.reference(latents)
     offset = torch.zeros_like(z) if start is None else start.detach().to(z).reshape_as(z).clone()
     offset.requires_grad_(True)
     optimiser = torch.optim.Adam([offset], lr=float(config["zero_shot.lr"]))
@@ -97,17 +91,12 @@ def learn_offset(
     for step in range(steps):
         if step == 1:
             started = time.perf_counter()  # the first step loads and warms up: not timed
-        z_edit = z + offset
-        edited = model.render(latents, schedule(z_edit, z), render_steps)
-        loss_dir = 1 - clip.score(edited, original, direction).mean()
-        loss_id = 1 - torch.cosine_similarity(identity.embed(edited), original_id).mean()
-        loss = DIRECTIONAL_WEIGHT * loss_dir + IDENTITY_WEIGHT * loss_id
-        loss = loss + OFFSET_WEIGHT * offset.abs().mean()
+        terms = loss(latents, z + offset, direction, reference)
         optimiser.zero_grad()
-        loss.backward()
+        terms.total.backward()
         optimiser.step()
         if losses is not None:
-            losses.append(float(loss_dir.detach()))
+            losses.append(float(terms.clip.detach()))
         if progress is not None:
             progress(step + 1, steps)
     if steps > 1:
@@ -116,7 +105,7 @@ def learn_offset(
     return offset.detach()
 
 
-def expected_seconds(engine: Engine, backend: str) -> float | None:
+def expected_seconds(engine: Engine, backend: str, loss: Objective | None = None) -> float | None:
     """Seconds learning one text takes here: steps x the measured seconds per step (a
     two-step probe on a blank face measures them the first time); None when off."""
     from chatface.engine.types import Latents
@@ -129,7 +118,7 @@ def expected_seconds(engine: Engine, backend: str) -> float | None:
         model = engine.backend(backend)
         size = model.image_size
         blank = Latents(torch.zeros(1, model.latent_dim), torch.zeros(1, 3, size, size))
-        learn_offset(engine, blank, backend, "a photo of a face, smiling", steps=2)
+        learn_offset(engine, blank, backend, "a photo of a face, smiling", steps=2, loss=loss)
     return _timings(root)[key] * int(engine.config["zero_shot.steps"])
 
 
