@@ -268,12 +268,12 @@ def _classifier(
     found = _find(providers, plan.attribute, plan.backend)
     if found is None:
         return None, f"the attribute classifier has no {plan.attribute!r}"
-    provider, name = found[0], found[1].name
+    change, name = found[0].logit_change, found[1].name
     try:
-        provider.logit_change(zero, zero, name)  # type: ignore[attr-defined]
+        change(zero, zero, name)  # loads the classifier's weights
     except WeightsMissingError as exc:
         return None, str(exc)
-    return (lambda z, z_edit: provider.logit_change(z, z_edit, name)), ""  # type: ignore[attr-defined]
+    return (lambda z, z_edit: change(z, z_edit, name)), ""
 
 
 # --- faces, edits, renders ----------------------------------------------------------
@@ -314,21 +314,24 @@ def editor(
     if plan.provider is not None:
         provider, attribute = plan.provider, plan.attribute
         return lambda z, strength: provider.edit(z, attribute, strength)
-    from chatface.plugins.mapper.zero_shot_learn import learn_offset
+    from chatface.plugins.mapper.zero_shot_learn import learn_offset, objective
 
-    count = len(faces)
+    loss, count = objective(engine, plan.backend), len(faces)  # CLIP loads once
     offsets = []
     for index in range(count):
-        latents = Latents(
-            faces.latents.z_sem[index : index + 1], faces.latents.x_T[index : index + 1]
-        )
-        report = None
-        if progress is not None:
-            report = lambda done, total, index=index: progress(index * total + done, count * total)  # noqa: E731
-        offsets.append(learn_offset(engine, latents, plan.backend, plan.target, progress=report))
+        one = slice(index, index + 1)
+        latents = Latents(faces.latents.z_sem[one], faces.latents.x_T[one])
+        report = None if progress is None else _nth_of(progress, index, count)
+        offsets.append(learn_offset(engine, latents, plan.backend, plan.target, None, report,
+                                    loss=loss))  # fmt: skip
     learned = torch.cat(offsets).cpu()
     # As the free_text provider edits: z + strength * offset of that face.
     return lambda z, strength: z + strength * learned.to(z)
+
+
+def _nth_of(progress: Progress, index: int, count: int) -> Progress:
+    """The progress of job ``index`` of ``count`` equal jobs, as part of the whole."""
+    return lambda done, total: progress(index * total + done, count * total)
 
 
 def evaluate(
