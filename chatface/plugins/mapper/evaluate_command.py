@@ -131,7 +131,7 @@ def table(result: Evaluation) -> Table:
         f"{result.steps} steps): {len(result.faces)} faces"
     )
     grid = Table(title=title, caption=f'"{plan.source}" -> "{plan.target}"')
-    for header in ("strength", "identity", "identity vs photo", "CLIP directional",
+    for header in ("strength", "identity vs unedited", "identity vs photo", "CLIP directional",
                    "CLIP change", "classifier Δlogit"):  # fmt: skip
         grid.add_column(header, justify="right")
     for row in result.results:
