@@ -99,6 +99,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("method", "loss_render", "ddim",
             "How the loss renders an edit: 'ddim' (method.loss_steps steps with gradients) or "
             "'x0' (the first step's x0 estimate: one network call, coarser)."),
+    Setting("train", "lr", 0.0005,
+            "AdamW learning rate of `chatface train-mapper` (the paper's Ranger optimizer "
+            "with lr 0.2 is not used)."),
+    Setting("train", "checkpoint_every", 500,
+            "`chatface train-mapper` writes a checkpoint every this many iterations (and at "
+            "the end); --resume continues from it."),
+    Setting("train", "preview_every", 500,
+            "`chatface train-mapper` writes a preview grid PNG (faces above, edits below) "
+            "every this many iterations (and at the end)."),
     Setting("mapper", "dirs", "",
             "Comma-separated folders of trained attributes (mapper files NAME.safetensors + "
             "NAME.json) to load besides <data_dir>/mappers."),

@@ -37,3 +37,12 @@ def test_queue_bench_batches_two_users_only_when_batching_is_on() -> None:
     assert rows["batching on"][3] == 2.0
     assert all(value > 0 for row in rows.values() for value in row[:3])
     assert re.search(r"^ratio on/off: renders/s [\d.]+x, p50 [\d.]+x, p95 [\d.]+x$", out, re.M)
+
+
+def test_train_bench_times_both_loss_renders() -> None:
+    out = run_bench("train.py", "--backend", "tiny", "--clip", "tiny", "--batch", "1",
+                    "--iters", "1", "--steps", "2", "--device", "cpu",
+                    "--threads", "1")  # fmt: skip
+    rows = dict(re.findall(r"^(ddim|x0) +([\d.]+) +[\d.]+ +-$", out, re.MULTILINE))
+    assert set(rows) == {"ddim", "x0"} and all(float(v) > 0 for v in rows.values())
+    assert re.search(r"^ratio x0/ddim: iters/s [\d.]+x$", out, re.MULTILINE)
