@@ -20,7 +20,7 @@ from chatface.engine.plugins import make_plugin_manager
 from chatface.errors import ChatFaceError, WeightsMissingError
 from chatface.plugins.celeba_directions import ALPHA_MAX, CELEBA_ATTRIBUTES, CelebaDirections
 from chatface.plugins.mapper import evaluate
-from chatface.plugins.mapper.evaluate import EvalError, EvalFaces
+from chatface.plugins.mapper.evaluate import EvalFaces
 from chatface.plugins.mapper.evaluate_sheet import LABEL_PX, MIN_CELL
 from tests.plugins.mapper_fixtures import write_mapper
 
@@ -105,8 +105,10 @@ def test_a_mapper_attribute_as_json_with_its_contact_sheet(tiny, photos, isolate
         assert image.size == (4 * MIN_CELL, LABEL_PX + 2 * (MIN_CELL + LABEL_PX))
 
 
-def test_a_classifier_attribute_prints_a_table(tiny, photos, tmp_path, monkeypatch) -> None:
+def test_a_classifier_attribute_prints_a_table(tiny, photos, opened, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # the contact sheet goes to the current folder
+    # The faces were opened once already (the test above opens a folder for real).
+    monkeypatch.setattr(evaluate, "open_faces", lambda *args: opened)
     code, stdout, exception = run(
         "--attribute", "smile", "--images", str(photos), "--strengths", "0,1",
         "--schedule", "constant",
@@ -172,7 +174,8 @@ def test_what_cannot_be_evaluated_is_one_clear_line(tiny, photos, isolated_env) 
         assert code == 1 and isinstance(exception, ChatFaceError), (args, exception)
         assert message in str(exception) and "\n" not in str(exception)
     code, _, exception = run("--attribute", "smile", "--images", str(photos / "notes.txt"))
-    assert isinstance(exception, EvalError) and "is not a folder of face photos" in str(exception)
+    assert isinstance(exception, ChatFaceError)
+    assert "is not a folder of face photos" in str(exception)
 
 
 @pytest.mark.parametrize(

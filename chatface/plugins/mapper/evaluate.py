@@ -284,10 +284,9 @@ def open_faces(
 ) -> EvalFaces:
     """Every photo of ``folder`` opened once; files without a usable face are skipped."""
     from chatface.engine.photos import to_tensor
+    from chatface.plugins.mapper.train_data import photo_paths
 
-    if not folder.is_dir():
-        raise EvalError(f"{folder} is not a folder of face photos.")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    paths = photo_paths(folder)  # the files training reads from a folder, too
     names, z_sem, x_T, crops, skipped = [], [], [], [], []
     for done, path in enumerate(paths, 1):
         try:
