@@ -146,6 +146,17 @@ class CelebaDirections:
         normed = (z_sem - mean.to(z_sem)) / std.to(z_sem)
         return (normed + step) * std.to(z_sem) + mean.to(z_sem)
 
+    def logit_change(
+        self, z_sem: torch.Tensor, z_edit: torch.Tensor, attribute: str
+    ) -> torch.Tensor:
+        """[B] change of the classifier's logit for ``attribute`` from ``z_sem`` to
+        ``z_edit``, signed so that positive means more of it (evaluation's metric)."""
+        column, sign, _, _ = FRIENDLY[attribute]
+        weight, _, std = self._load()
+        row = weight[CELEBA_ATTRIBUTES.index(column)].to(z_sem)
+        # The bias and the mean cancel in the difference of the normalised latents.
+        return sign * ((z_edit - z_sem) / std.to(z_sem)) @ row
+
 
 class ClassifierImporter:
     """Imports the official classifier checkpoints (``classifier.*`` or ``ema_classifier.*``

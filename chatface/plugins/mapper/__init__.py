@@ -50,11 +50,13 @@ def chatface_register_directions(
 
 @hookimpl
 def chatface_register_commands(register: Callable[..., None]) -> None:
+    from chatface.plugins.mapper.evaluate_command import eval_attribute
     from chatface.plugins.mapper.package import package_mapper
     from chatface.plugins.mapper.train_command import train_mapper
 
     register("package-mapper", package_mapper)
     register("train-mapper", train_mapper)
+    register("eval", eval_attribute)
 
 
 @hookimpl

@@ -81,6 +81,10 @@ class MapperDirections:
             for _, info in self._files.values()
         ]
 
+    def info(self, attribute: str) -> MapperInfo:
+        """The metadata of the attribute's mapper file (prompts, training, metrics)."""
+        return self._files[attribute][1]
+
     def network(self, attribute: str) -> MappingNetwork:
         """The attribute's mapping network, loaded (and its sha256 checked) once."""
         with self._lock:
