@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,15 +31,9 @@ TARGET = "a photo of a face with curly hair"
 
 
 @pytest.fixture(autouse=True)
-def fast(monkeypatch) -> Iterator[None]:
+def fast(monkeypatch, one_torch_thread) -> None:
     for name, value in FAST.items():
         monkeypatch.setenv(name, value)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/plugins/test_mapper_train.py
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture
