@@ -14,8 +14,9 @@ GPU memory on CUDA. Backends: ``tiny`` (the tests' random 64 px network) and
 bench/queue.py). CLIP is ViT-B/32 with random weights (``--clip tiny``: the tests' tiny
 one) and the identity network the tiny one: nothing is downloaded.
 
-Example (CPU, about a minute on 2 cores): python bench/train.py --backend tiny
+Example (CPU, a few minutes on 2 cores): python bench/train.py --backend tiny --threads 1
 On a GPU: python bench/train.py --backend ffhq256 --device cuda --iters 20
+(ffhq256 at batch 8 needs more than 23 GB of memory on a CPU: use --batch 2 there.)
 Not a test: the numbers depend on the machine.
 """
 
