@@ -130,7 +130,7 @@ def test_download_then_edit_with_no_other_step(hub, tmp_path) -> None:  # noqa: 
     assert {row["name"]: row["installed"] for row in listed} == {
         "ffhq256_autoenc": True, "ffhq256_autoenc_cls": True,
         "ffhq128_autoenc_130M": False, "ffhq128_autoenc_130M_cls": False,
-        "clip_vit_b32_openai": False,
+        "clip_vit_b32_openai": False, "facenet_vggface2": False,
     }  # fmt: skip
 
 
