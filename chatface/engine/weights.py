@@ -117,11 +117,18 @@ def import_command(name: str) -> str:
     return f"chatface weights import checkpoints/{name}/last.ckpt --name {name} --trust-pickle"
 
 
-def install_hint(name: str) -> str:
-    """How to install the weights ``name``, naming only commands that work as printed."""
+def install_hint(name: str, import_file: str | None = None) -> str:
+    """How to install the weights ``name``, naming only commands that work as printed;
+    ``import_file``: the file a person downloads by hand, when it is not an official
+    DiffAE-style ``checkpoints/<name>/last.ckpt``."""
+    by_hand = (
+        f"`chatface weights import {import_file} --name {name}`"
+        if import_file
+        else f"`{import_command(name)}`"
+    )
     return (
-        f"Install them with `chatface weights download {name}`, or from the official files "
-        f"(docs/weights.md) with `{import_command(name)}`."
+        f"Install them with `chatface weights download {name}`, or from the files "
+        f"(docs/weights.md) with {by_hand}."
     )
 
 
@@ -151,26 +158,31 @@ def read_info(path: Path) -> WeightsInfo:
         raise WeightsError(f"{path / MANIFEST_FILE} is unreadable ({exc}).") from None
 
 
-def get_info(name: str, settings: Config | None = None) -> WeightsInfo:
-    """The manifest of installed weights; WeightsMissingError if they are not installed."""
+def get_info(
+    name: str, settings: Config | None = None, import_file: str | None = None
+) -> WeightsInfo:
+    """The manifest of installed weights; WeightsMissingError if they are not installed
+    (``import_file`` as in :func:`install_hint`)."""
     path = weights_dir(name, settings)
     _recover(path)
     if not (path / MANIFEST_FILE).is_file():
         raise WeightsMissingError(
-            f"Model weights '{name}' are not installed (looked in {path}). " + install_hint(name),
+            f"Model weights '{name}' are not installed (looked in {path}). "
+            + install_hint(name, import_file),
             weights=name,
         )
     return read_info(path)
 
 
-def require(name: str, settings: Config | None = None) -> Path:
-    """The directory of installed weights, or a WeightsMissingError naming the fix."""
-    info = get_info(name, settings)
+def require(name: str, settings: Config | None = None, import_file: str | None = None) -> Path:
+    """The directory of installed weights, or a WeightsMissingError naming the fix
+    (``import_file`` as in :func:`install_hint`)."""
+    info = get_info(name, settings, import_file)
     missing = [f for f in info.files if not (info.path / f).is_file()]
     if missing:
         raise WeightsMissingError(
             f"Model weights '{name}' are incomplete: {', '.join(missing)} missing in "
-            f"{info.path}. " + install_hint(name),
+            f"{info.path}. " + install_hint(name, import_file),
             weights=name,
         )
     return info.path

@@ -114,8 +114,13 @@ def test_weights_trained_on_another_dataset_are_refused(network, tmp_path) -> No
 
 
 def test_missing_weights_name_the_download_command() -> None:
-    with pytest.raises(WeightsMissingError, match=f"chatface weights download {WEIGHTS_NAME}"):
+    with pytest.raises(
+        WeightsMissingError, match=f"chatface weights download {WEIGHTS_NAME}"
+    ) as err:
         Engine().identity_model(MODEL_NAME)
+    # The by-hand import names the Hub's safetensors file, not a DiffAE Lightning checkpoint.
+    assert f"chatface weights import model.safetensors --name {WEIGHTS_NAME}`" in str(err.value)
+    assert "last.ckpt" not in str(err.value) and "--trust-pickle" not in str(err.value)
 
 
 @pytest.fixture

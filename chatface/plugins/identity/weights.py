@@ -89,7 +89,8 @@ def load_facenet(device: str | torch.device = "cpu") -> InceptionResNetV1:
 
     from chatface.plugins.identity.network import InceptionResNetV1
 
-    path = require(WEIGHTS_NAME) / WEIGHTS_FILE
+    # py-feat/facenet's safetensors file, when fetched by hand.
+    path = require(WEIGHTS_NAME, import_file="model.safetensors") / WEIGHTS_FILE
     network = InceptionResNetV1()
     network.load_state_dict(load_file(str(path)), strict=True)
     return network.to(device).eval().requires_grad_(False)

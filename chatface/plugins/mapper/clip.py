@@ -93,7 +93,7 @@ def load_clip(name: str = CLIP_NAME, device: str = "cpu") -> tuple[Any, dict[str
     """The installed CLIP model (eval mode) and its configuration (mean, std, ...)."""
     from safetensors.torch import load_file
 
-    folder = require(name)
+    folder = require(name, import_file="open_clip_model.safetensors")
     config = json.loads((folder / CONFIG_FILE).read_text())
     model = build(config)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=device), strict=True)
