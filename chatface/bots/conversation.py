@@ -50,7 +50,7 @@ from chatface.bots.replies import (
     RateLimit,
     Reply,
 )
-from chatface.bots.zero_shot import ZeroShotTurns
+from chatface.bots.zero_shot import ZeroShotTurns, forget_learned
 from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError, StorageError
 from chatface.files import atomic_write
@@ -410,6 +410,7 @@ class ConversationCore:
             return Reply(FORGET_ASK, confirm="forget")
         self.jobs.drop(user)
         try:
+            await asyncio.to_thread(forget_learned, self.engine, self.store, self.platform, user)
             counts = await asyncio.to_thread(self.store.forget_user, self.platform, user)
         except StorageError as exc:  # e.g. files that could not be removed: for the operator
             logger.error("Forgetting a %s user failed: %s", self.platform, exc)

@@ -14,13 +14,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from chatface.engine.types import EditOp, EditPlan, LearnRequest, Progress
-from chatface.engine.zero_shot import TextLearner, find_learner, offer_reply
+from chatface.engine.zero_shot import TextLearner, find_learner, forget_faces, offer_reply
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
     from chatface.bots.faces import FaceCache
     from chatface.engine.editor import Engine
     from chatface.engine.queue import RenderQueue
+    from chatface.storage import Store
     from chatface.storage.models import Face
 
 logger = logging.getLogger(__name__)
@@ -90,3 +91,9 @@ class ZeroShotTurns:
         self.engine.reload_registry()
         edit = EditOp(attribute.name, request.strength)
         return EditPlan("edit", (edit,), reply=f"Here you are, {request.text}.")
+
+
+def forget_learned(engine: Engine, store: Store, platform: str, user: str) -> int:
+    """Delete what was learned from a user's faces (free-text offsets): the first step of
+    forgetting the user, before their rows go. Returns how many files went."""
+    return forget_faces(engine, store.user_face_latents(platform, user))

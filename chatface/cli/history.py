@@ -114,8 +114,14 @@ def forget(
     user_id = _who(user)
     if not yes:
         typer.confirm(f"Delete everything stored for {platform} user {user_id}?", abort=True)
+    from chatface.bots.zero_shot import forget_learned
+    from chatface.engine.editor import Engine
+
     with _open_store() as store:
+        learned = forget_learned(Engine(load_config()), store, platform, user_id)
         counts = store.forget_user(platform, user_id)
+    if learned:
+        counts["learned files"] = learned
     total = sum(counts.values())
     detail = ", ".join(_count(n, table.removesuffix("s")) for table, n in counts.items() if n)
     typer.echo(f"Deleted {_count(total, 'record')}" + (f" ({detail})." if detail else "."))

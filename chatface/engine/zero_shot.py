@@ -85,6 +85,22 @@ class TextLearner(Protocol):
         the attribute is not yet in ``Engine.attributes()``."""
         ...
 
+    def forget(self, z_sem: torch.Tensor) -> int:
+        """Delete everything learned from the face whose z_sem ([1, D]) this is (its
+        offsets, and a text's start when it came from this face); returns files removed."""
+        ...
+
+
+def forget_faces(engine: Engine, latents_blobs: list[bytes]) -> int:
+    """Delete what learners keep of these faces (stored latents, as in the faces table):
+    part of forgetting a user. Returns how many files went."""
+    from chatface.engine.types import Latents
+
+    learner = find_learner(engine)
+    if learner is None:
+        return 0
+    return sum(learner.forget(Latents.from_bytes(blob).z_sem) for blob in latents_blobs)
+
 
 def find_learner(engine: Engine) -> TextLearner | None:
     """The first registered direction provider that can learn free text, if any."""

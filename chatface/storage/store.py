@@ -365,6 +365,17 @@ class Store(Turns):
                 # The rows are already gone; a stray file must not turn success into failure.
                 logger.warning("Could not delete result file %s: %s", relative, exc)
 
+    def user_face_latents(self, platform: str, platform_user_id: str) -> list[bytes]:
+        """The stored latents of every face of a user (what plugins learned from them is
+        forgotten with the user)."""
+        with self._transaction(write=False) as session:
+            user = session.exec(user_query(platform, platform_user_id)).first()
+            if user is None:
+                return []
+            conversation_ids = select(Conversation.id).where(Conversation.user_id == user.id)
+            faces = select(Face.latents).where(col(Face.conversation_id).in_(conversation_ids))
+            return list(session.exec(faces).all())
+
     def forget_user(self, platform: str, platform_user_id: str) -> dict[str, int]:
         """Delete every row and file of a user; returns deleted rows per table."""
         counts = {

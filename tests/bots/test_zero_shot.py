@@ -105,3 +105,36 @@ def test_off_means_no_offer(engine, monkeypatch) -> None:  # type: ignore[no-unt
             store.close()
 
     asyncio.run(session())
+
+
+def test_forget_deletes_what_was_learned_from_the_users_faces(engine) -> None:  # type: ignore[no-untyped-def]
+    store = Store.from_config(engine.config)
+    root = engine.config.data_dir / "zero_shot" / "vampire"
+
+    async def session() -> None:
+        queue = LocalRenderQueue.from_engine(engine)
+        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
+        try:
+            for user, photo in (("u", "grace_hopper.jpg"), ("v", "obama.jpg")):
+                await chat.receive_photo(user, "c", (FACES / photo).read_bytes())
+                await chat.receive_text(user, "c", "make them look like a vampire")
+                assert (await chat.receive_text(user, "c", "yes")).image is not None
+            faces = {p.name: p.read_bytes() for p in (root / "faces").iterdir()}
+            assert len(faces) == 2
+            start = root / "start-tiny.safetensors"
+            assert start.read_bytes() in faces.values()
+
+            assert (await chat.command("u", "c", "forget", "yes")).text.startswith("Done")
+            # u's offset is gone; v's stays, and is where the next face starts from.
+            left = {p.name: p.read_bytes() for p in (root / "faces").iterdir()}
+            assert len(left) == 1 and set(left) < set(faces)
+            assert list(left.values()) == [start.read_bytes()]
+            assert "vampire" in (await chat.receive_text("v", "c", "list attributes")).text
+
+            assert (await chat.command("v", "c", "forget", "yes")).text.startswith("Done")
+            assert not root.exists()  # nobody's face knows it any more
+        finally:
+            await queue.close()
+            store.close()
+
+    asyncio.run(session())

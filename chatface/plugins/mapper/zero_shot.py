@@ -172,6 +172,36 @@ class FreeTextDirections:
         name = self.save(text, backend, latents.z_sem, offset)
         return _attribute(name, self.texts()[name], backend)
 
+    def forget(self, z_sem: torch.Tensor) -> int:
+        import shutil
+
+        import torch
+
+        key, removed = face_key(z_sem), 0
+        for name in list(self.texts()):
+            path = self._face_path(name, key)
+            if not path.is_file():
+                continue
+            offset = _read(path)
+            path.unlink()
+            removed += 1
+            self._offsets.pop((name, key), None)
+            others = sorted(path.parent.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+            for start in (self.root / name).glob("start-*.safetensors"):
+                if not torch.equal(_read(start), offset):
+                    continue
+                # The next face would start from this face's offset: start from the newest
+                # other face's (of the same width: the same backend) or from nothing.
+                same = [p for p in others if _read(p).shape == offset.shape]
+                if same:
+                    shutil.copyfile(same[-1], start)
+                else:
+                    start.unlink()
+                    removed += 1
+            if not others:
+                shutil.rmtree(self.root / name)  # no face learned it any more
+        return removed
+
     def _objective(self, engine: Engine, backend: str) -> Objective:
         from chatface.plugins.mapper.zero_shot_learn import objective
 
