@@ -12,6 +12,7 @@ among the recent turns when the user answers "yes" (:func:`offered_text`).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from chatface.engine.editor import Engine
     from chatface.engine.types import Attribute, Latents, Progress
 
+logger = logging.getLogger(__name__)
 _OFFER = re.compile(r"^I (?:don't know|learned) '([^']{1,60})' ")
 
 
@@ -99,7 +101,15 @@ def forget_faces(engine: Engine, latents_blobs: list[bytes]) -> int:
     learner = find_learner(engine)
     if learner is None:
         return 0
-    return sum(learner.forget(Latents.from_bytes(blob).z_sem) for blob in latents_blobs)
+    removed = 0
+    for blob in latents_blobs:
+        try:
+            z_sem = Latents.from_bytes(blob).z_sem
+        except Exception:  # a damaged row must not stop the rest of forgetting
+            logger.warning("A stored face's latents are unreadable; nothing learned from it")
+            continue
+        removed += learner.forget(z_sem)
+    return removed
 
 
 def find_learner(engine: Engine) -> TextLearner | None:
