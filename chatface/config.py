@@ -134,7 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds to wait for the weights server before a download gives up."),
     Setting("planner", "name", "rules",
             "Planner that turns messages into edit plans: 'rules' (offline) or 'anthropic'."),
-    Setting("planner", "anthropic_model", "claude-sonnet-4-5",
+    Setting("planner", "anthropic_model", "claude-sonnet-4-6",
             "Model name for the Anthropic planner."),
     Setting("planner", "anthropic_base_url", "",
             "Base URL of the Anthropic API. Empty: the SDK's default."),

@@ -117,7 +117,7 @@ def test_hook_registers_anthropic_planner_without_a_key(isolated_env: Path) -> N
     registry = collect(pm)
     assert registry.planners["anthropic"].value is AnthropicPlanner
     planner = registry.planners["anthropic"].value(load_config())  # no key set: still fine
-    assert planner.model == "claude-sonnet-4-5" and planner.base_url is None
+    assert planner.model == "claude-sonnet-4-6" and planner.base_url is None
     assert planner.timeout_s == 4.0 and planner.max_retries == 2 and planner.max_tokens == 512
 
 
@@ -537,3 +537,11 @@ def test_engine_plans_and_aplans_with_the_anthropic_planner(
     result = asyncio.run(engine.aplan("remove the beard", state, recent, planner="anthropic"))
     assert result == EditPlan("edit", (EditOp("beard", -0.8),), None, "Shaving the beard.")
     assert len(server.bodies()[1]["messages"]) == 3  # the recent turns went along
+
+
+def test_the_default_model_is_not_one_the_sdk_calls_deprecated() -> None:
+    from anthropic._data import DEPRECATED_MODELS
+
+    from chatface.config import load_config
+
+    assert load_config()["planner.anthropic_model"] not in DEPRECATED_MODELS
