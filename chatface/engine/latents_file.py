@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatface import __version__
 from chatface.engine.types import Latents
@@ -61,25 +61,28 @@ def write_latents_file(path: Path, face: OpenedFace, photo_path: Path) -> None:
     atomic_write(path, save(tensors, metadata=metadata))
 
 
+def read_tensors(path: Path, missing: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The tensors and metadata of a safetensors latents file; ChatFaceError saying
+    ``missing`` (how to make one) when there is none, or that it is no latents file."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ChatFaceError(f"{path} does not exist; {missing}")
+    try:
+        with safe_open(str(path), "pt") as fh:
+            metadata = fh.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ChatFaceError(f"{path} is not a latents file: {exc}") from None
+
+
 def read_latents_file(path: Path) -> LatentsFile:
     from PIL import Image
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     from chatface.engine.faces import AlignedFace
 
-    if not path.is_file():
-        raise ChatFaceError(
-            f"{path} does not exist; make it with `chatface encode PHOTO -o {path}`."
-        )
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as fh:
-            metadata = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ChatFaceError(f"{path} is not a latents file: {exc}") from None
+    tensors, metadata = read_tensors(path, f"make it with `chatface encode PHOTO -o {path}`.")
     if metadata.get("format") != FORMAT:
         raise ChatFaceError(f"{path} is not a chatface latents file (format {FORMAT}).")
     aligned = AlignedFace.from_to_photo(

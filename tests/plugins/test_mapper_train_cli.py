@@ -17,16 +17,9 @@ from chatface.errors import ChatFaceError
 from chatface.plugins.mapper import train_data
 from chatface.plugins.mapper.files import load_network, read_info
 from chatface.plugins.mapper.train_data import TrainingFaces, cache_key
+from tests.plugins.test_mapper_train import FAST
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "faces"
-FAST = {
-    "CHATFACE_ENGINE_BACKEND": "tiny",
-    "CHATFACE_IDENTITY_MODEL": "tiny",
-    "CHATFACE_METHOD_CLIP_MODEL": "tiny",
-    "CHATFACE_METHOD_LOSS_RENDER": "x0",
-    "CHATFACE_RENDER_STEPS": "2",
-    "CHATFACE_RENDER_ENCODE_STEPS": "2",
-}
 TARGET = "a photo of a face with curly hair"
 
 

@@ -157,17 +157,9 @@ def write_faces(path: Path, faces: TrainingFaces) -> None:
 
 def read_faces(path: Path) -> TrainingFaces:
     """A training-faces file, or a one-face latents file of ``chatface encode``."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    from chatface.engine.latents_file import read_tensors
 
-    if not path.is_file():
-        raise ChatFaceError(f"{path} does not exist; give a latents file or a folder of photos.")
-    try:
-        with safe_open(str(path), "pt") as fh:
-            metadata = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ChatFaceError(f"{path} is not a latents file: {exc}") from None
+    tensors, metadata = read_tensors(path, "give a latents file or a folder of photos.")
     kind = metadata.get("format")
     if kind not in (FORMAT, SINGLE_FACE_FORMAT):
         raise ChatFaceError(f"{path} is not a chatface latents or training-faces file.")
