@@ -199,8 +199,12 @@ class Jobs:
         plan: EditPlan,
         text: str,
         progress: Progress | None,
+        *,
+        guard: bool = True,
     ) -> Reply:
-        """A render job: render the current edit's state, paste it back, store it."""
+        """A render job: render the current edit's state, paste it back, store it.
+        The identity guard may lower an edit turn's strength (``plan`` an edit, ``guard``
+        True: this turn appended ``current``); never an undo, redo, reset or recovery."""
         key = (user, chat)
         config = self.engine.config
         try:
@@ -209,7 +213,7 @@ class Jobs:
             original, previous = b"", None
             if config["identity.measure"]:
                 original = await self.queue.postprocess(encode_png, opened.aligned.image)
-                if config["identity.guard"]:
+                if config["identity.guard"] and guard and plan.action == "edit":
                     previous = await asyncio.to_thread(turn_before, self.store, current)
             request = RenderRequest.make(
                 uuid.uuid4().hex,
@@ -318,7 +322,9 @@ class Jobs:
             await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
             return SILENT
         plan = EditPlan("edit", steps=job.steps, schedule=job.schedule)
-        return await self.render(job_id, user, chat, user_id, face, current, plan, job.reply, None)
+        return await self.render(
+            job_id, user, chat, user_id, face, current, plan, job.reply, None, guard=False
+        )
 
     # --- /status, /cancel, /forget ------------------------------------------------------
 

@@ -10,9 +10,12 @@ other photos becomes an offer for this one (learning starts from the cached offs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from chatface.bots.jobs import PROGRESS_INTERVAL_S
+from chatface.engine.queue import JobCancelledError, forward_progress
 from chatface.engine.types import EditOp, EditPlan, LearnRequest, Progress
 from chatface.engine.zero_shot import TextLearner, find_learner, forget_faces, offer_reply
 from chatface.errors import ChatFaceError
@@ -44,9 +47,13 @@ class ZeroShotTurns:
         if face is None or learner is None:
             return None
         if face.backend not in self._seconds:
-            self._seconds[face.backend] = await self.queue.run_model(
-                learner.seconds, self.engine, face.backend
-            )
+            try:
+                self._seconds[face.backend] = await self.queue.run_model(
+                    learner.seconds, self.engine, face.backend
+                )
+            except ChatFaceError as exc:  # e.g. CLIP's weights are missing: no offers
+                logger.warning("Zero-shot learning is off for %s: %s", face.backend, exc)
+                self._seconds[face.backend] = None
         return self._seconds[face.backend]
 
     async def check(self, plan: EditPlan, face: Face | None, seconds: float | None) -> EditPlan:
@@ -78,6 +85,9 @@ class ZeroShotTurns:
         if face is None or learner is None or await self.seconds(face) is None:
             return EditPlan("chat", reply="I can't learn new attributes here.")
         opened, _ = await self.faces.opened(face)
+        if progress is not None:  # learning reports from the model thread
+            loop = asyncio.get_running_loop()
+            progress = forward_progress(loop, [progress], PROGRESS_INTERVAL_S)
         try:
             attribute = await self.queue.run_model(
                 learner.learn, self.engine, request.text, opened.latents, face.backend, progress
@@ -88,6 +98,11 @@ class ZeroShotTurns:
             )
         except ChatFaceError as exc:
             return EditPlan("chat", reply=str(exc))
+        except JobCancelledError:
+            raise
+        except Exception:  # a bug or a device error: the user gets an answer, we a log
+            logger.exception("Learning %r failed", request.text)
+            return EditPlan("chat", reply="Sorry, learning that went wrong; nothing changed.")
         self.engine.reload_registry()
         edit = EditOp(attribute.name, request.strength)
         return EditPlan("edit", (edit,), reply=f"Here you are, {request.text}.")

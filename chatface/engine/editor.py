@@ -83,11 +83,12 @@ class Engine:
 
     @property
     def registry(self) -> Registry:
-        if self._registry is None:
-            self._registry = collect(self.plugin_manager, self.config)
-            for problem in self._registry.problems:
+        registry = self._registry  # one read: reload_registry may run on another thread
+        if registry is None:
+            registry = self._registry = collect(self.plugin_manager, self.config)
+            for problem in registry.problems:
                 logger.warning("%s", problem)
-        return self._registry
+        return registry
 
     def reload_registry(self) -> None:
         """Collect what plugins register again, e.g. after a provider learned a new

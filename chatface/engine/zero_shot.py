@@ -108,7 +108,10 @@ def forget_faces(engine: Engine, latents_blobs: list[bytes]) -> int:
         except Exception:  # a damaged row must not stop the rest of forgetting
             logger.warning("A stored face's latents are unreadable; nothing learned from it")
             continue
-        removed += learner.forget(z_sem)
+        try:
+            removed += learner.forget(z_sem)
+        except OSError as exc:  # the user's rows must still go: say what stayed behind
+            logger.error("Could not delete what was learned from a forgotten face: %s", exc)
     return removed
 
 

@@ -101,6 +101,26 @@ def test_the_guard_lowers_the_turn_and_says_so(chat_setup) -> None:
         assert all(e.identity is not None for e in edits)
 
 
+def test_an_undo_is_never_guarded_even_when_it_renders_again(chat_setup) -> None:
+    engine, store = chat_setup(guard="true", guard_threshold="1.01")
+
+    async def session(chat: ConversationCore):  # type: ignore[no-untyped-def]
+        await two_smiles(chat)
+        # The first edit's image is gone, so the undo renders it again.
+        (store.files_dir / edits_of(store)[0].result_path).unlink()
+        return await chat.receive_text("u1", "c1", "undo")
+
+    with store:
+        before = (
+            [e.state_json for e in edits_of(store)] if store.find_user("telegram", "u1") else []
+        )
+        assert before == []
+        undo = run(engine, store, "telegram", session)
+        assert undo.image is not None and "Identity guard" not in undo.text
+        states = [json.loads(e.state_json)["strengths"]["smile"] for e in edits_of(store)]
+        assert states == pytest.approx([0.5 / 3, 0.5 / 3 + 0.5 / 3], abs=1e-3)  # as stored
+
+
 def test_without_the_guard_or_identity_weights_nothing_changes(chat_setup) -> None:
     engine, store = chat_setup(model="facenet")  # its weights are not installed
     with store:

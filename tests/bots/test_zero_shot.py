@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,10 @@ def test_offer_yes_learn_render_undo_and_a_second_face(engine, monkeypatch) -> N
             assert offer.text.startswith("I don't know 'looking like a vampire' yet: ")
             assert offer.text.endswith(" s. Say yes to try.")
             starts.clear()  # the probe that measured the time
-            edited = await chat.receive_text("u", "c", "yes")
+            threads: list[int] = []  # bots' progress touches the event loop: only from it
+            report = lambda done, total: threads.append(threading.get_ident())  # noqa: E731
+            edited = await chat.receive_text("u", "c", "yes", progress=report)
+            assert threads and set(threads) == {threading.get_ident()}
             assert edited.text == "Here you are, looking like a vampire."
             assert edited.plan is not None and edited.plan.edits[0].attribute == "vampire"
             assert edited.plan.edits[0].strength == pytest.approx(0.8)  # "a lot"
@@ -79,6 +83,27 @@ def test_offer_yes_learn_render_undo_and_a_second_face(engine, monkeypatch) -> N
             assert second.image is not None and len(starts) == 2
             assert starts[1] is not None  # started from the first face's offset
             assert (await chat.receive_text("u", "c", "more vampire")).image is not None
+        finally:
+            await queue.close()
+            store.close()
+
+    asyncio.run(session())
+
+
+def test_without_clip_weights_there_is_no_offer_and_edits_go_on(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHATFACE_METHOD_CLIP_MODEL", "clip_vit_b32_openai")  # not installed
+    engine.config = load_config()
+    store = Store.from_config(engine.config)
+
+    async def session() -> None:
+        queue = LocalRenderQueue.from_engine(engine)
+        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
+        try:
+            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+            for text in ("make her smile", "make her look like a vampire", "undo"):
+                reply = await chat.receive_text("u", "c", text)
+                assert "clip_vit_b32_openai" not in reply.text, reply.text
+            assert (await chat.receive_text("u", "c", "redo")).image is not None
         finally:
             await queue.close()
             store.close()

@@ -76,6 +76,12 @@ def test_what_cannot_be_packaged_is_refused_with_one_clear_error(tmp_path) -> No
         write_package([again], NAME, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+    # A name from the JSON never becomes a path or code in the package.
+    evil = write_mapper(tmp_path / "c")
+    evil.write_text(evil.read_text().replace('"curly_hair"', '"../../escaped"', 1))
+    with pytest.raises(PackageError, match="names the attribute '../../escaped'"):
+        write_package([evil], NAME, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.rglob("escaped*"))
 
 
 def test_the_cli_names_a_trained_attribute_or_a_file(isolated_env, tmp_path) -> None:

@@ -90,6 +90,8 @@ def test_a_resume_with_other_settings_or_an_unasked_restart_is_refused(engine, t
         run(engine, faces, tmp_path, iters=2, values={"batch": 2, "seed": 7}, resume=True)
     with pytest.raises(ChatFaceError, match="add --resume to continue"):
         run(engine, faces, tmp_path, iters=2)
+    with pytest.raises(ChatFaceError, match="trained on other faces"):
+        run(engine, random_faces(engine, 3), tmp_path, iters=2, resume=True)
     with pytest.raises(ChatFaceError, match="no checkpoint to resume"):
         run(engine, faces, tmp_path / "empty", iters=2, resume=True)
 

@@ -29,7 +29,7 @@ def make_facenet(config: Config) -> IdentityModel:
     device = config["engine.device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_facenet(device)
+    return load_facenet(device, config)
 
 
 @hookimpl

@@ -21,6 +21,7 @@ from chatface.engine.weights import require, write_tensors
 if TYPE_CHECKING:
     import torch
 
+    from chatface.config import Config
     from chatface.plugins.identity.network import InceptionResNetV1
 
 WEIGHTS_NAME = "facenet_vggface2"
@@ -83,14 +84,16 @@ class FaceNetImporter:
         return ImportedWeights("identity", files, tuple(notes))
 
 
-def load_facenet(device: str | torch.device = "cpu") -> InceptionResNetV1:
+def load_facenet(
+    device: str | torch.device = "cpu", settings: Config | None = None
+) -> InceptionResNetV1:
     """The installed network, in eval mode, frozen (gradients flow to its input only)."""
     from safetensors.torch import load_file
 
     from chatface.plugins.identity.network import InceptionResNetV1
 
     # py-feat/facenet's safetensors file, when fetched by hand.
-    path = require(WEIGHTS_NAME, import_file="model.safetensors") / WEIGHTS_FILE
+    path = require(WEIGHTS_NAME, settings, import_file="model.safetensors") / WEIGHTS_FILE
     network = InceptionResNetV1()
     network.load_state_dict(load_file(str(path)), strict=True)
     return network.to(device).eval().requires_grad_(False)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatface.engine.checkpoints import WeightsError
 from chatface.engine.types import Checkpoint, ImportedWeights, WeightsSource, WeightsSpec
 from chatface.engine.weights import require, write_json, write_tensors
+
+if TYPE_CHECKING:
+    from chatface.config import Config
 
 WEIGHTS_FILE = "clip.safetensors"
 CONFIG_FILE = "config.json"
@@ -89,11 +92,13 @@ class ClipImporter:
         return ImportedWeights("clip", files, (f"{len(state)} tensors, checked strictly",))
 
 
-def load_clip(name: str = CLIP_NAME, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+def load_clip(
+    name: str = CLIP_NAME, device: str = "cpu", settings: Config | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The installed CLIP model (eval mode) and its configuration (mean, std, ...)."""
     from safetensors.torch import load_file
 
-    folder = require(name, import_file="open_clip_model.safetensors")
+    folder = require(name, settings, import_file="open_clip_model.safetensors")
     config = json.loads((folder / CONFIG_FILE).read_text())
     model = build(config)
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=device), strict=True)

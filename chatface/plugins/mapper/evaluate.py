@@ -251,7 +251,8 @@ def load_meters(engine: Engine, plan: EvalPlan) -> Meters:
     zero = torch.zeros(1, model.latent_dim)
     if plan.provider is not None:
         plan.provider.edit(zero, plan.attribute, 0.0)
-    clip = load_clip_model(engine.config["method.clip_model"], getattr(model, "device", "cpu"))
+    device = getattr(model, "device", "cpu")
+    clip = load_clip_model(engine.config["method.clip_model"], device, engine.config)
     direction = clip.text_direction(plan.source, plan.target)
     identity = engine.identity_model()
     classifier, note = _classifier(engine, plan, zero)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from chatface.errors import ConfigError
 
 if TYPE_CHECKING:
+    from chatface.config import Config
     from chatface.engine.editor import Engine
     from chatface.engine.types import IdentityModel, Latents
 
@@ -94,7 +95,9 @@ class Clip:
         return F.normalize(mean_embedding(target) - mean_embedding(source), dim=-1)
 
 
-def load_clip_model(name: str, device: str | torch.device = "cpu") -> Clip:
+def load_clip_model(
+    name: str, device: str | torch.device = "cpu", settings: Config | None = None
+) -> Clip:
     """The CLIP the ``method.clip_model`` setting names: installed chatface weights (the
     default ``clip_vit_b32_openai``), ``tiny`` (random weights) or ``MODEL:PRETRAINED``
     for any open_clip model (open_clip fetches it; needs the network once)."""
@@ -111,7 +114,7 @@ def load_clip_model(name: str, device: str | torch.device = "cpu") -> Clip:
             torch.random.set_rng_state(state)
         return Clip(model.to(device), OPENAI_MEAN, OPENAI_STD)
     if name in clip.PRESETS:
-        model, config = clip.load_clip(name, device=str(device))
+        model, config = clip.load_clip(name, device=str(device), settings=settings)
         return Clip(model, tuple(config["mean"]), tuple(config["std"]))
     if ":" in name:
         model_name, pretrained = name.split(":", 1)
@@ -197,7 +200,7 @@ class Objective:
         return cls(
             engine,
             backend,
-            load_clip_model(config["method.clip_model"], device),
+            load_clip_model(config["method.clip_model"], device, config),
             engine.identity_model(),
             LossWeights.from_config(config),
             steps=steps or config["method.loss_steps"],

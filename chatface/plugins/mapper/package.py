@@ -55,6 +55,9 @@ class PackageError(ChatFaceError):
     """A plugin package cannot be written as asked."""
 
 
+ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]*")  # as the registry accepts
+
+
 def module_name(package: str) -> str:
     """The import name of a package name: ``chatface-curly-hair`` -> ``chatface_curly_hair``."""
     if not PACKAGE_NAME.match(package):
@@ -70,6 +73,11 @@ def checked_mappers(paths: Sequence[Path]) -> list[tuple[Path, MapperInfo]]:
     found: dict[str, tuple[Path, MapperInfo]] = {}
     for path in paths:
         info = read_info(path)
+        if not ATTRIBUTE_NAME.fullmatch(info.attribute):
+            raise PackageError(
+                f"{path} names the attribute {info.attribute!r}; an attribute name is "
+                "lower-case letters, digits and _ (e.g. curly_hair)."
+            )
         checked_tensors(path, info)
         if info.attribute in found:
             raise PackageError(

@@ -124,7 +124,9 @@ def train(
         sampler = torch.Generator().manual_seed(settings.seed)
         start, history = 0, []
         if resume:
-            start, history = _resume(checkpoint_path, settings, network, optimizer, sampler)
+            start, history = _resume(
+                checkpoint_path, settings, network, optimizer, sampler, faces_digest(faces)
+            )
         elif checkpoint_path.exists():
             raise ChatFaceError(
                 f"{out} already holds a training run; add --resume to continue it, or pick "
@@ -142,12 +144,23 @@ def train(
                 progress(iteration, iters, losses)
             last = iteration == iters
             if last or (checkpoint_every and iteration % checkpoint_every == 0):
-                state = {"iteration": iteration, "history": history}
+                state = {"iteration": iteration, "history": history, "faces": faces_digest(faces)}
                 _save_checkpoint(checkpoint_path, settings, network, optimizer, sampler, state)
             if last or (preview_every and iteration % preview_every == 0):
                 write_preview(engine, faces, network, settings.backend, out, iteration)
         seconds = time.perf_counter() - began
     return TrainResult(network.eval(), max(start, iters), history, seconds)
+
+
+def faces_digest(faces: TrainingFaces) -> str:
+    """What identifies a run's training faces: the sha256 of their latents."""
+    import hashlib
+
+    latents = faces.latents
+    data = (
+        latents.z_sem.float().cpu().numpy().tobytes() + latents.x_T.float().cpu().numpy().tobytes()
+    )
+    return hashlib.sha256(data).hexdigest()
 
 
 def _device(engine: Engine, backend: str) -> torch.device:
@@ -218,8 +231,10 @@ def _resume(
     network: MappingNetwork,
     optimizer: torch.optim.Optimizer,
     sampler: torch.Generator,
+    faces: str,
 ) -> tuple[int, list[dict[str, float]]]:
-    """Load a checkpoint into the run; returns (iterations done, losses so far)."""
+    """Load a checkpoint into the run; returns (iterations done, losses so far). ``faces``:
+    the training faces' digest, which must be the checkpoint's."""
     import torch
 
     if not path.is_file():
@@ -237,6 +252,11 @@ def _resume(
         raise ChatFaceError(
             f"The checkpoint in {path.parent} was trained with {was}, not {now}; resume with "
             "the same settings, or start a new run in another --out folder."
+        )
+    if checkpoint.get("faces") != faces:
+        raise ChatFaceError(
+            f"The checkpoint in {path.parent} was trained on other faces; resume with the same "
+            "--images or --latents, or start a new run in another --out folder."
         )
     network.load_state_dict(checkpoint["network"])
     optimizer.load_state_dict(checkpoint["optimizer"])

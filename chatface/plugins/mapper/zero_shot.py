@@ -133,7 +133,9 @@ class FreeTextDirections:
             info = {"text": text, "source": SOURCE, "target": target_prompt(text)}
             atomic_write(base / "text.json", (json.dumps(info, indent=2) + "\n").encode())
         tensors = {"offset": offset.detach().float().cpu().reshape(1, -1).contiguous()}
-        write_tensors(self._face_path(name, face_key(z_sem)), tensors, {"text": text})
+        face = self._face_path(name, face_key(z_sem))
+        if not face.is_file():  # written once: the history's renders of this face stay put
+            write_tensors(face, tensors, {"text": text})
         write_tensors(base / f"start-{backend}.safetensors", tensors, {"text": text})
         return name
 
@@ -182,17 +184,24 @@ class FreeTextDirections:
             path = self._face_path(name, key)
             if not path.is_file():
                 continue
-            offset = _read(path)
+            offset = _read_or_none(path)
             path.unlink()
             removed += 1
             self._offsets.pop((name, key), None)
             others = sorted(path.parent.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
             for start in (self.root / name).glob("start-*.safetensors"):
-                if not torch.equal(_read(start), offset):
+                kept = _read_or_none(start)
+                if kept is not None and (offset is None or not torch.equal(kept, offset)):
                     continue
-                # The next face would start from this face's offset: start from the newest
-                # other face's (of the same width: the same backend) or from nothing.
-                same = [p for p in others if _read(p).shape == offset.shape]
+                # The next face would start from this face's offset (or an unreadable
+                # file): start from the newest other face's of the same width (the same
+                # backend), or from nothing.
+                width = kept if kept is not None else offset
+                same = [
+                    p for p in others
+                    if width is not None and (t := _read_or_none(p)) is not None
+                    and t.shape == width.shape
+                ]  # fmt: skip
                 if same:
                     shutil.copyfile(same[-1], start)
                 else:
@@ -234,6 +243,14 @@ def _attribute(name: str, info: dict[str, Any], backend: str) -> Attribute:
         aliases=aliases,
         backend=backend,
     )
+
+
+def _read_or_none(path: Path) -> torch.Tensor | None:
+    """The offset in ``path``, or None when the file is unreadable (then it just goes)."""
+    try:
+        return _read(path)
+    except Exception:  # safetensors raises its own error types for damaged files
+        return None
 
 
 def _read(path: Path) -> torch.Tensor:
