@@ -15,10 +15,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from chatface.bots.jobs import PROGRESS_INTERVAL_S
-from chatface.engine.queue import JobCancelledError, forward_progress
+from chatface.engine.queue import forward_progress
 from chatface.engine.types import EditOp, EditPlan, LearnRequest, Progress
 from chatface.engine.zero_shot import TextLearner, find_learner, forget_faces, offer_reply
-from chatface.errors import ChatFaceError
+from chatface.errors import ChatFaceError, StorageError
 
 if TYPE_CHECKING:
     from chatface.bots.faces import FaceCache
@@ -96,16 +96,25 @@ class ZeroShotTurns:
             self._seconds[face.backend] = await self.queue.run_model(
                 learner.seconds, self.engine, face.backend
             )
-        except ChatFaceError as exc:
+        except ChatFaceError as exc:  # the queue closed, weights missing, ...
             return EditPlan("chat", reply=str(exc))
-        except JobCancelledError:
-            raise
         except Exception:  # a bug or a device error: the user gets an answer, we a log
             logger.exception("Learning %r failed", request.text)
             return EditPlan("chat", reply="Sorry, learning that went wrong; nothing changed.")
+        if not await asyncio.to_thread(self._still_stored, face.id or 0):
+            # Forgotten (/forget) while learning: nothing learned from it may stay.
+            await self.queue.run_model(learner.forget, opened.latents.z_sem)
+            return EditPlan("chat", reply="Your photo was deleted meanwhile; nothing was kept.")
         self.engine.reload_registry()
         edit = EditOp(attribute.name, request.strength)
         return EditPlan("edit", (edit,), reply=f"Here you are, {request.text}.")
+
+    def _still_stored(self, face_id: int) -> bool:
+        try:
+            self.faces.store.get_face(face_id)
+        except StorageError:
+            return False
+        return True
 
 
 def forget_learned(engine: Engine, store: Store, platform: str, user: str) -> int:

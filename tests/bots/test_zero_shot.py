@@ -163,3 +163,31 @@ def test_forget_deletes_what_was_learned_from_the_users_faces(engine) -> None:  
             store.close()
 
     asyncio.run(session())
+
+
+def test_a_face_forgotten_while_learning_leaves_nothing_learned(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = Store.from_config(engine.config)
+    learn = zero_shot_learn.learn_offset
+
+    def forgotten_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        offset = learn(*args, **kwargs)
+        if kwargs.get("steps") is None:  # the learning itself, not the timing probe
+            store.forget_user("cli", "u")  # /forget ran while the model was learning
+        return offset
+
+    monkeypatch.setattr(zero_shot_learn, "learn_offset", forgotten_meanwhile)
+
+    async def session() -> None:
+        queue = LocalRenderQueue.from_engine(engine)
+        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
+        try:
+            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+            await chat.receive_text("u", "c", "make her look like a vampire")
+            reply = await chat.receive_text("u", "c", "yes")
+            assert reply.image is None and "deleted meanwhile" in reply.text
+        finally:
+            await queue.close()
+            store.close()
+
+    asyncio.run(session())
+    assert not (engine.config.data_dir / "zero_shot" / "vampire").exists()
