@@ -34,6 +34,20 @@ def engine(pm, monkeypatch):  # type: ignore[no-untyped-def]
     return Engine(load_config(), pm)
 
 
+def chatting(engine: Engine, store: Store, session) -> None:  # type: ignore[no-untyped-def]
+    """Run ``session(chat)`` on a conversation core over a local queue; close both after."""
+
+    async def run() -> None:
+        queue = LocalRenderQueue.from_engine(engine)
+        try:
+            await session(ConversationCore(engine, store, queue, "cli", backend="tiny"))
+        finally:
+            await queue.close()
+            store.close()
+
+    asyncio.run(run())
+
+
 def same(a: bytes | None, b: bytes | None) -> bool:
     from PIL import Image
 
@@ -52,42 +66,36 @@ def test_offer_yes_learn_render_undo_and_a_second_face(engine, monkeypatch) -> N
     monkeypatch.setattr(zero_shot_learn, "learn_offset", spy)
     store = Store.from_config(engine.config)
 
-    async def session() -> None:
-        queue = LocalRenderQueue.from_engine(engine)
-        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
-        try:
-            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
-            original = (await chat.receive_text("u", "c", "show the original")).image
-            offer = await chat.receive_text("u", "c", "make her look a lot like a vampire")
-            assert offer.image is None
-            assert offer.text.startswith("I don't know 'looking like a vampire' yet: ")
-            assert offer.text.endswith(" s. Say yes to try.")
-            starts.clear()  # the probe that measured the time
-            threads: list[int] = []  # bots' progress touches the event loop: only from it
-            report = lambda done, total: threads.append(threading.get_ident())  # noqa: E731
-            edited = await chat.receive_text("u", "c", "yes", progress=report)
-            assert threads and set(threads) == {threading.get_ident()}
-            assert edited.text == "Here you are, looking like a vampire."
-            assert edited.plan is not None and edited.plan.edits[0].attribute == "vampire"
-            assert edited.plan.edits[0].strength == pytest.approx(0.8)  # "a lot"
-            assert not same(edited.image, original) and starts == [None]
-            assert "vampire" in (await chat.receive_text("u", "c", "list attributes")).text
-            assert same((await chat.receive_text("u", "c", "undo")).image, original)
-            assert same((await chat.receive_text("u", "c", "redo")).image, edited.image)
+    async def session(chat: ConversationCore) -> None:
+        await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+        original = (await chat.receive_text("u", "c", "show the original")).image
+        offer = await chat.receive_text("u", "c", "make her look a lot like a vampire")
+        assert offer.image is None
+        assert offer.text.startswith("I don't know 'looking like a vampire' yet: ")
+        assert offer.text.endswith(" s. Say yes to try.")
+        starts.clear()  # the probe that measured the time
+        threads: list[int] = []  # bots' progress touches the event loop: only from it
+        report = lambda done, total: threads.append(threading.get_ident())  # noqa: E731
+        edited = await chat.receive_text("u", "c", "yes", progress=report)
+        assert threads and set(threads) == {threading.get_ident()}
+        assert edited.text == "Here you are, looking like a vampire."
+        assert edited.plan is not None and edited.plan.edits[0].attribute == "vampire"
+        assert edited.plan.edits[0].strength == pytest.approx(0.8)  # "a lot"
+        assert not same(edited.image, original) and starts == [None]
+        assert "vampire" in (await chat.receive_text("u", "c", "list attributes")).text
+        assert same((await chat.receive_text("u", "c", "undo")).image, original)
+        assert same((await chat.receive_text("u", "c", "redo")).image, edited.image)
 
-            # Another face: the learned text is known, but not for this face yet.
-            await chat.receive_photo("u", "c", (FACES / "obama.jpg").read_bytes())
-            again = await chat.receive_text("u", "c", "make him look like a vampire")
-            assert again.text.startswith("I learned 'looking like a vampire' on another photo")
-            second = await chat.receive_text("u", "c", "ok")
-            assert second.image is not None and len(starts) == 2
-            assert starts[1] is not None  # started from the first face's offset
-            assert (await chat.receive_text("u", "c", "more vampire")).image is not None
-        finally:
-            await queue.close()
-            store.close()
+        # Another face: the learned text is known, but not for this face yet.
+        await chat.receive_photo("u", "c", (FACES / "obama.jpg").read_bytes())
+        again = await chat.receive_text("u", "c", "make him look like a vampire")
+        assert again.text.startswith("I learned 'looking like a vampire' on another photo")
+        second = await chat.receive_text("u", "c", "ok")
+        assert second.image is not None and len(starts) == 2
+        assert starts[1] is not None  # started from the first face's offset
+        assert (await chat.receive_text("u", "c", "more vampire")).image is not None
 
-    asyncio.run(session())
+    chatting(engine, store, session)
 
 
 def test_without_clip_weights_there_is_no_offer_and_edits_go_on(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -95,20 +103,14 @@ def test_without_clip_weights_there_is_no_offer_and_edits_go_on(engine, monkeypa
     engine.config = load_config()
     store = Store.from_config(engine.config)
 
-    async def session() -> None:
-        queue = LocalRenderQueue.from_engine(engine)
-        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
-        try:
-            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
-            for text in ("make her smile", "make her look like a vampire", "undo"):
-                reply = await chat.receive_text("u", "c", text)
-                assert "clip_vit_b32_openai" not in reply.text, reply.text
-            assert (await chat.receive_text("u", "c", "redo")).image is not None
-        finally:
-            await queue.close()
-            store.close()
+    async def session(chat: ConversationCore) -> None:
+        await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+        for text in ("make her smile", "make her look like a vampire", "undo"):
+            reply = await chat.receive_text("u", "c", text)
+            assert "clip_vit_b32_openai" not in reply.text, reply.text
+        assert (await chat.receive_text("u", "c", "redo")).image is not None
 
-    asyncio.run(session())
+    chatting(engine, store, session)
 
 
 def test_off_means_no_offer(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -117,52 +119,40 @@ def test_off_means_no_offer(engine, monkeypatch) -> None:  # type: ignore[no-unt
     engine.config = load_config()
     store = Store.from_config(engine.config)
 
-    async def session() -> None:
-        queue = LocalRenderQueue.from_engine(engine)
-        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
-        try:
-            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
-            reply = await chat.receive_text("u", "c", "make her look like a vampire")
-            assert reply.text.startswith("I can only change face attributes")
-            assert (await chat.receive_text("u", "c", "yes")).text.startswith("OK.")
-        finally:
-            await queue.close()
-            store.close()
+    async def session(chat: ConversationCore) -> None:
+        await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+        reply = await chat.receive_text("u", "c", "make her look like a vampire")
+        assert reply.text.startswith("I can only change face attributes")
+        assert (await chat.receive_text("u", "c", "yes")).text.startswith("OK.")
 
-    asyncio.run(session())
+    chatting(engine, store, session)
 
 
 def test_forget_deletes_what_was_learned_from_the_users_faces(engine) -> None:  # type: ignore[no-untyped-def]
     store = Store.from_config(engine.config)
     root = engine.config.data_dir / "zero_shot" / "vampire"
 
-    async def session() -> None:
-        queue = LocalRenderQueue.from_engine(engine)
-        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
-        try:
-            for user, photo in (("u", "grace_hopper.jpg"), ("v", "obama.jpg")):
-                await chat.receive_photo(user, "c", (FACES / photo).read_bytes())
-                await chat.receive_text(user, "c", "make them look like a vampire")
-                assert (await chat.receive_text(user, "c", "yes")).image is not None
-            faces = {p.name: p.read_bytes() for p in (root / "faces").iterdir()}
-            assert len(faces) == 2
-            start = root / "start-tiny.safetensors"
-            assert start.read_bytes() in faces.values()
+    async def session(chat: ConversationCore) -> None:
+        for user, photo in (("u", "grace_hopper.jpg"), ("v", "obama.jpg")):
+            await chat.receive_photo(user, "c", (FACES / photo).read_bytes())
+            await chat.receive_text(user, "c", "make them look like a vampire")
+            assert (await chat.receive_text(user, "c", "yes")).image is not None
+        faces = {p.name: p.read_bytes() for p in (root / "faces").iterdir()}
+        assert len(faces) == 2
+        start = root / "start-tiny.safetensors"
+        assert start.read_bytes() in faces.values()
 
-            assert (await chat.command("u", "c", "forget", "yes")).text.startswith("Done")
-            # u's offset is gone; v's stays, and is where the next face starts from.
-            left = {p.name: p.read_bytes() for p in (root / "faces").iterdir()}
-            assert len(left) == 1 and set(left) < set(faces)
-            assert list(left.values()) == [start.read_bytes()]
-            assert "vampire" in (await chat.receive_text("v", "c", "list attributes")).text
+        assert (await chat.command("u", "c", "forget", "yes")).text.startswith("Done")
+        # u's offset is gone; v's stays, and is where the next face starts from.
+        left = {p.name: p.read_bytes() for p in (root / "faces").iterdir()}
+        assert len(left) == 1 and set(left) < set(faces)
+        assert list(left.values()) == [start.read_bytes()]
+        assert "vampire" in (await chat.receive_text("v", "c", "list attributes")).text
 
-            assert (await chat.command("v", "c", "forget", "yes")).text.startswith("Done")
-            assert not root.exists()  # nobody's face knows it any more
-        finally:
-            await queue.close()
-            store.close()
+        assert (await chat.command("v", "c", "forget", "yes")).text.startswith("Done")
+        assert not root.exists()  # nobody's face knows it any more
 
-    asyncio.run(session())
+    chatting(engine, store, session)
 
 
 def test_a_face_forgotten_while_learning_leaves_nothing_learned(engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -177,17 +167,11 @@ def test_a_face_forgotten_while_learning_leaves_nothing_learned(engine, monkeypa
 
     monkeypatch.setattr(zero_shot_learn, "learn_offset", forgotten_meanwhile)
 
-    async def session() -> None:
-        queue = LocalRenderQueue.from_engine(engine)
-        chat = ConversationCore(engine, store, queue, "cli", backend="tiny")
-        try:
-            await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
-            await chat.receive_text("u", "c", "make her look like a vampire")
-            reply = await chat.receive_text("u", "c", "yes")
-            assert reply.image is None and "deleted meanwhile" in reply.text
-        finally:
-            await queue.close()
-            store.close()
+    async def session(chat: ConversationCore) -> None:
+        await chat.receive_photo("u", "c", (FACES / "grace_hopper.jpg").read_bytes())
+        await chat.receive_text("u", "c", "make her look like a vampire")
+        reply = await chat.receive_text("u", "c", "yes")
+        assert reply.image is None and "deleted meanwhile" in reply.text
 
-    asyncio.run(session())
+    chatting(engine, store, session)
     assert not (engine.config.data_dir / "zero_shot" / "vampire").exists()
