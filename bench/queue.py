@@ -42,11 +42,12 @@ import torch
 from chatface import hookimpl
 from chatface.config import Config, load_config
 from chatface.engine.batch import RenderRequest
+from chatface.engine.devices import resolve_device
 from chatface.engine.editor import Engine
 from chatface.engine.plugins import PluginRecord
 from chatface.engine.queue import LocalRenderQueue
 from chatface.engine.types import Attribute, Backend, DirectionProvider, Latents, SessionState
-from chatface.plugins.diffae.backend import DiffAEBackend, resolve_device
+from chatface.plugins.diffae.backend import DiffAEBackend
 from chatface.plugins.diffae.config import PRESETS
 from chatface.plugins.diffae.model import DiffAEModel
 from chatface.plugins.tiny import TinyDirections

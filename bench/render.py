@@ -27,8 +27,9 @@ from collections.abc import Callable
 
 import torch
 
+from chatface.engine.devices import resolve_device
 from chatface.engine.types import Latents
-from chatface.plugins.diffae.backend import DiffAEBackend, resolve_device
+from chatface.plugins.diffae.backend import DiffAEBackend
 from chatface.plugins.diffae.config import PRESETS
 from chatface.plugins.diffae.model import DiffAEModel
 from chatface.plugins.diffae.sampler import alphas_cumprod, spaced_timesteps

@@ -40,8 +40,8 @@ from types import ModuleType
 
 import torch
 
+from chatface.engine.devices import resolve_device
 from chatface.engine.editor import Engine
-from chatface.plugins.diffae.backend import resolve_device
 from chatface.plugins.mapper.objective import (
     OPENAI_MEAN,
     OPENAI_STD,

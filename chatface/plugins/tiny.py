@@ -69,7 +69,7 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
 
 def make_tiny_identity(config: Config | None = None) -> IdentityModel:
     """A small convolutional embedding network, every weight drawn from a fixed seed."""
-    from chatface.plugins.diffae.backend import resolve_device
+    from chatface.engine.devices import resolve_device
     from chatface.plugins.tiny_identity import TinyIdentity
 
     device = config["engine.device"] if config is not None else "cpu"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from chatface.engine.devices import resolve_device
 from chatface.engine.types import Latents, Progress
 from chatface.plugins.diffae.model import DiffAEModel
 from chatface.plugins.diffae.sampler import Condition, invert_ddim
@@ -45,13 +46,6 @@ class LatentStats:
                 f"Latent statistics need conds_mean and conds_std; {exc} is missing."
             ) from exc
         return cls(mean.float().reshape(-1), std.float().reshape(-1))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` means CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class DiffAEBackend:

@@ -22,14 +22,10 @@ MODEL_NAME = "facenet"
 
 def make_facenet(config: Config) -> IdentityModel:
     """The installed FaceNet on the ``engine.device``; WeightsMissingError names the fix."""
-    import torch
-
+    from chatface.engine.devices import resolve_device
     from chatface.plugins.identity.weights import load_facenet
 
-    device = config["engine.device"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return load_facenet(device, config)
+    return load_facenet(resolve_device(config["engine.device"]), config)
 
 
 @hookimpl

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from chatface.engine.devices import resolve_device
 from chatface.errors import ConfigError
 from chatface.files import atomic_write
 
@@ -31,19 +32,14 @@ logger = logging.getLogger(__name__)
 TIMINGS = "timings.json"
 
 
-def device_of(engine: Engine) -> torch.device:
-    setting = str(engine.config["engine.device"])
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
-
-
 def enabled(engine: Engine) -> bool:
     """The ``zero_shot.enabled`` setting; ``auto`` is on with CUDA only."""
     setting = str(engine.config["zero_shot.enabled"]).strip().lower()
     if setting not in ("auto", "on", "off"):
         raise ConfigError(f"zero_shot.enabled must be auto, on or off; got {setting!r}.")
-    return setting == "on" or (setting == "auto" and device_of(engine).type == "cuda")
+    return setting == "on" or (
+        setting == "auto" and resolve_device(engine.config["engine.device"]).type == "cuda"
+    )
 
 
 def objective(engine: Engine, backend: str) -> Objective:
@@ -123,7 +119,8 @@ def expected_seconds(engine: Engine, backend: str, loss: Objective | None = None
 
 
 def _timing_key(engine: Engine, backend: str) -> str:
-    return f"{backend}/{device_of(engine)}/{engine.config['zero_shot.render_steps']}"
+    device = resolve_device(engine.config["engine.device"])
+    return f"{backend}/{device}/{engine.config['zero_shot.render_steps']}"
 
 
 def _timings(root: Path) -> dict[str, float]:
