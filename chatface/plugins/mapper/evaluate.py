@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from chatface.engine.types import Latents
-from chatface.errors import ChatFaceError, ImageError, WeightsMissingError
+from chatface.errors import ChatFaceError, WeightsMissingError
 from chatface.plugins.mapper.provider import MapperDirections
 from chatface.plugins.mapper.zero_shot import PROVIDER_NAME as FREE_TEXT
 from chatface.plugins.mapper.zero_shot import SOURCE, attribute_name, target_prompt
@@ -284,27 +284,13 @@ def open_faces(
     engine: Engine, folder: Path, backend: str, progress: Progress | None = None
 ) -> EvalFaces:
     """Every photo of ``folder`` opened once; files without a usable face are skipped."""
-    from chatface.engine.photos import to_tensor
-    from chatface.plugins.mapper.train_data import photo_paths
+    from chatface.plugins.mapper.train_data import open_photos, photo_paths
 
     paths = photo_paths(folder)  # the files training reads from a folder, too
-    names, z_sem, x_T, crops, skipped = [], [], [], [], []
-    for done, path in enumerate(paths, 1):
-        try:
-            opened = engine.open_face(path, backend=backend)
-        except ImageError as exc:
-            skipped.append((path.name, str(exc)))
-        else:
-            names.append(path.name)
-            z_sem.append(opened.latents.z_sem.cpu())
-            x_T.append(opened.latents.x_T.cpu())
-            crops.append(to_tensor(opened.aligned.image))
-        if progress is not None:
-            progress(done, len(paths))
-    if not names:
-        raise EvalError(f"No usable face in {folder} ({len(skipped)} files skipped).")
-    latents = Latents(torch.cat(z_sem), torch.cat(x_T))
-    return EvalFaces(tuple(names), latents, torch.cat(crops), tuple(skipped))
+    opened = open_photos(engine, paths, backend=backend, progress=progress)
+    if opened is None:
+        raise EvalError(f"No usable face in {folder} ({len(paths)} files skipped).")
+    return EvalFaces(opened.names, opened.latents, opened.crops, opened.skipped)
 
 
 def editor(

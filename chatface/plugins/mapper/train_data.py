@@ -93,6 +93,45 @@ def load_or_encode(
     return faces
 
 
+@dataclass(frozen=True)
+class OpenedPhotos:
+    """The faces of a list of photos, each opened once (training and evaluation)."""
+
+    names: tuple[str, ...]  # the files with a usable face, in order
+    latents: Latents
+    crops: torch.Tensor  # their aligned crops, [N, 3, S, S] in [-1, 1]
+    skipped: tuple[tuple[str, str], ...]  # (file name, why) of the others
+
+
+def open_photos(
+    engine: Engine, photos: Sequence[Path], *, backend: str, progress: Progress | None = None
+) -> OpenedPhotos | None:
+    """Find, align and encode the largest face of each photo; photos without a usable
+    face are skipped. None when no photo has one."""
+    import torch
+
+    from chatface.engine.photos import to_tensor
+
+    names, z_sem, x_T, crops, skipped = [], [], [], [], []
+    for done, photo in enumerate(photos, 1):
+        try:
+            face = engine.open_face(photo, backend=backend)
+        except ImageError as exc:
+            skipped.append((photo.name, str(exc)))
+            logger.info("skipped %s: %s", photo.name, exc)
+        else:
+            names.append(photo.name)
+            z_sem.append(face.latents.z_sem)
+            x_T.append(face.latents.x_T)
+            crops.append(to_tensor(face.aligned.image))
+        if progress is not None:
+            progress(done, len(photos))
+    if not names:
+        return None
+    latents = Latents(torch.cat(z_sem), torch.cat(x_T))
+    return OpenedPhotos(tuple(names), latents, torch.cat(crops), tuple(skipped))
+
+
 def encode_photos(
     engine: Engine,
     photos: Sequence[Path],
@@ -102,34 +141,18 @@ def encode_photos(
     progress: Progress | None = None,
 ) -> TrainingFaces:
     """Encode the largest face of each photo; photos without a usable face are skipped."""
-    import torch
-
-    from chatface.engine.photos import to_tensor
-
-    z_sem, x_T, images, skipped = [], [], [], []
-    for done, photo in enumerate(photos, 1):
-        try:
-            face = engine.open_face(photo, backend=backend)
-        except ImageError as exc:
-            skipped.append(f"{photo.name}: {exc}")
-            logger.info("skipped %s: %s", photo.name, exc)
-        else:
-            z_sem.append(face.latents.z_sem)
-            x_T.append(face.latents.x_T)
-            images.append(to_tensor(face.aligned.image))
-        if progress is not None:
-            progress(done, len(photos))
-    if not z_sem:
+    opened = open_photos(engine, photos, backend=backend, progress=progress)
+    if opened is None:
         raise ChatFaceError(
             f"Found no usable face in the {len(photos)} file(s) given; train on face photos."
         )
     return TrainingFaces(
-        Latents(torch.cat(z_sem), torch.cat(x_T)),
-        torch.cat(images),
+        opened.latents,
+        opened.crops,
         backend,
         engine.backend(backend).weights_sha256,
         key,
-        tuple(skipped),
+        tuple(f"{name}: {why}" for name, why in opened.skipped),
     )
 
 
