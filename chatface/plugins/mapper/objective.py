@@ -216,37 +216,37 @@ class Objective:
         return model.render(latents, self.schedule(z_edit, latents.z_sem), self.steps)
 
     @torch.no_grad()
-    def reference(self, latents: Latents) -> torch.Tensor:
-        """The unedited faces, rendered as :meth:`render` renders edits."""
-        return self.render(latents, latents.z_sem)
+    def reference(self, latents: Latents) -> Reference:
+        """The unedited faces, rendered as :meth:`render` renders edits, and their CLIP
+        and identity embeddings: what every loss of the same faces compares with."""
+        images = self.render(latents, latents.z_sem)
+        return Reference(images, self.clip.encode_images(images), self.identity.embed(images))
 
     def __call__(
         self,
         latents: Latents,
         z_edit: torch.Tensor,
         direction: torch.Tensor,
-        reference: torch.Tensor | None = None,
+        reference: Reference | None = None,
     ) -> LossTerms:
         """Loss of rendering ``latents`` with ``z_edit`` for the CLIP text ``direction``;
         ``reference``: :meth:`reference` of the same latents, when the caller keeps it."""
         x = self.reference(latents) if reference is None else reference
         x_edit = self.render(latents, z_edit)
-        l1 = (x_edit - x).abs().mean()
+        l1 = (x_edit - x.images).abs().mean()
         latent = (z_edit - latents.z_sem.to(z_edit)).abs().mean()
-        identity = 1 - similarity(self.identity, x, x_edit).mean()
-        clip = 1 - self.directional(x, x_edit, direction).mean()
+        identity = 1 - (self.identity.embed(x_edit) * x.identity).sum(-1).mean()
+        change = self.clip.encode_images(x_edit) - x.clip
+        clip = 1 - F.cosine_similarity(change, direction.to(change)[None], dim=-1, eps=1e-8).mean()
         w = self.weights
         total = w.l1 * l1 + w.latent * latent + w.identity * identity + w.clip * clip
         return LossTerms(total, l1, latent, identity, clip)
 
-    def directional(
-        self, x: torch.Tensor, x_edit: torch.Tensor, direction: torch.Tensor
-    ) -> torch.Tensor:
-        """[B] cos between each image's CLIP change and the text ``direction`` (the score)."""
-        change = self.clip.encode_images(x_edit) - self.clip.encode_images(x)
-        return F.cosine_similarity(change, direction.to(change)[None], dim=-1, eps=1e-8)
 
+@dataclass(frozen=True)
+class Reference:
+    """Unedited renders and their embeddings (no gradients), computed once per batch."""
 
-def similarity(identity: IdentityModel, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """[B] cosine of the identity embeddings of two batches of aligned faces."""
-    return (identity.embed(a) * identity.embed(b)).sum(-1)
+    images: torch.Tensor
+    clip: torch.Tensor  # CLIP image embeddings, unit length
+    identity: torch.Tensor  # identity embeddings, unit length
