@@ -152,7 +152,7 @@ class FreeTextDirections:
     def seconds(self, engine: Engine, backend: str) -> float | None:
         from chatface.plugins.mapper.zero_shot_learn import enabled, expected_seconds
 
-        if not enabled(engine):
+        if not enabled(engine):  # before loading CLIP for the objective
             return None
         return expected_seconds(engine, backend, self._objective(engine, backend))
 
