@@ -68,6 +68,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("render", "schedule", "stable",
             "How the semantic condition moves during rendering: 'stable' (edited z first, "
             "blending back to the original z) or 'constant' (edited z at every step)."),
+    Setting("render", "precision", "auto",
+            "Network precision of renders: fp32 (exact), bf16 or fp16; auto: bf16 on GPUs and "
+            "on CPUs with AVX-512 BF16/AMX, fp16 on GPUs without bf16, else fp32 "
+            "(docs/performance.md)."),
+    Setting("render", "exact_steps", 2,
+            "With reduced precision, the first steps of a render still run in fp32: "
+            "their errors grow most (0: none)."),
+    Setting("render", "compile", "auto",
+            "torch.compile the network (with CUDA graphs on GPUs): on, off, or auto (on for "
+            "CUDA; compiling takes minutes on a small CPU)."),
     Setting("identity", "model", "facenet",
             "Face-recognition network that measures identity (after each edit, in training "
             "and evaluation): 'facenet' (needs `chatface weights download facenet_vggface2`) "

@@ -28,6 +28,8 @@ def load_backend(config: Config) -> Backend:
     from safetensors.torch import load_file
 
     from chatface.engine import weights
+    from chatface.engine.devices import resolve_device
+    from chatface.plugins.diffae import fast
     from chatface.plugins.diffae.backend import DiffAEBackend, LatentStats
     from chatface.plugins.diffae.config import DiffAEConfig
     from chatface.plugins.diffae.model import load_model
@@ -39,7 +41,10 @@ def load_backend(config: Config) -> Backend:
     stats_file = folder / STATS_FILE
     stats = LatentStats.from_mapping(load_file(str(stats_file))) if stats_file.is_file() else None
     sha256 = weights.get_info(config["engine.weights"], config).files.get(MODEL_FILE, "")
-    return DiffAEBackend(model, stats, device=config["engine.device"], weights_sha256=sha256)
+    device = resolve_device(config["engine.device"])
+    return DiffAEBackend(
+        model, stats, device, weights_sha256=sha256, fast=fast.from_config(config, device)
+    )
 
 
 @hookimpl

@@ -12,7 +12,8 @@ small public API of this package, four operations:
 plus ``encode`` (both encodings) and ``normalize``/``denormalize`` with the
 z_sem statistics that attribute directions work in. The network's weights are frozen;
 renders keep gradients towards the condition (training mapping networks), so callers
-that only render wrap them in ``torch.no_grad()`` (the engine does).
+that only render wrap them in ``torch.no_grad()`` (the engine does). Renders without
+gradients take the backend's fast path (:mod:`chatface.plugins.diffae.fast`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import torch
 
 from chatface.engine.devices import resolve_device
 from chatface.engine.types import Latents, Progress
+from chatface.plugins.diffae import fast as fast_path
+from chatface.plugins.diffae.fast import FastPath, Network
 from chatface.plugins.diffae.model import DiffAEModel
 from chatface.plugins.diffae.sampler import Condition, invert_ddim
 from chatface.plugins.diffae.sampler import predict_x0 as predict_x0_ddim
@@ -60,6 +63,7 @@ class DiffAEBackend:
         latent_stats: LatentStats | Mapping[str, torch.Tensor] | None = None,
         device: str | torch.device = "auto",
         weights_sha256: str = "",
+        fast: FastPath | None = None,
     ) -> None:
         self.device = resolve_device(device)
         # Stored with each face, so latents are never rendered with other weights unnoticed.
@@ -75,6 +79,23 @@ class DiffAEBackend:
                 f"the model's z_sem has {self.latent_dim}."
             )
         self.latent_stats = latent_stats
+        self.fast = fast or FastPath()
+        self._networks: tuple[Network, Network] | None = None
+
+    def _fast_networks(self) -> tuple[Network, Network] | None:
+        """(exact, fast) step functions of the fast path, built on first use; None when
+        renders run the plain fp32 model, or need gradients."""
+        if torch.is_grad_enabled() or self.fast == FastPath():
+            return None
+        if self._networks is None:
+            fast = self.fast
+            exact = fast_path.network(self.model, "fp32", fast.compile)
+            reduced = exact
+            if fast.reduced:
+                copy = fast_path.reduced_copy(self.model, fast.precision)
+                reduced = fast_path.network(copy, fast.precision, fast.compile)
+            self._networks = exact, reduced
+        return self._networks
 
     def _check_images(self, images: torch.Tensor) -> None:
         size = self.image_size
@@ -101,7 +122,10 @@ class DiffAEBackend:
         """Noise codes x_T [B, 3, S, S] of ``images`` under ``z_sem`` (DDIM inversion)."""
         self._check_images(images)
         with torch.no_grad():
-            return invert_ddim(self.model, images, z_sem, steps, progress)
+            networks = self._fast_networks()
+            # Inversion stays in float32: every later edit of the face starts from x_T.
+            exact = None if networks is None else (lambda i: networks[0])
+            return invert_ddim(self.model, images, z_sem, steps, progress, exact)
 
     def encode(self, images: torch.Tensor, steps: int, progress: Progress | None = None) -> Latents:
         """Both codes of aligned faces: what a chat session stores once per photo."""
@@ -121,7 +145,16 @@ class DiffAEBackend:
         tensor, or ``None`` for ``latents.z_sem`` (a plain reconstruction).
         """
         condition = latents.z_sem if condition_schedule is None else condition_schedule
-        return render_ddim(self.model, latents.x_T, condition, steps, progress)
+        networks = self._fast_networks()
+        if networks is None:
+            return render_ddim(self.model, latents.x_T, condition, steps, progress)
+        exact, reduced = networks
+        first = self.fast.exact_steps
+
+        def step(i: int) -> Network:
+            return exact if i < first else reduced
+
+        return render_ddim(self.model, latents.x_T, condition, steps, progress, networks=step)
 
     def predict_x0(self, latents: Latents, z_sem: torch.Tensor, steps: int) -> torch.Tensor:
         """The x0 the first step of a ``steps``-step render predicts under ``z_sem``

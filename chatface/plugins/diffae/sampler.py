@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
 import torch
 
 from chatface.engine.types import Progress
 from chatface.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chatface.plugins.diffae.fast import Network
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START = 1e-4
@@ -71,21 +75,39 @@ def ddim_step(
     rounded to float32 where the official code rounds them (it tabulates in float64
     and gathers into float32 tensors).
     """
-    recip = _f32((1.0 / alpha) ** 0.5, x)
-    recip_m1 = _f32((1.0 / alpha - 1.0) ** 0.5, x)
-    target = _f32(alpha_to, x)
+    coefficients = torch.tensor(_coefficients(alpha, alpha_to), dtype=torch.float32)
+    return _update(x, eps, *coefficients.to(x.device))
+
+
+def _coefficients(alpha: float, alpha_to: float) -> tuple[float, float, float]:
+    """(sqrt(1 / ᾱ), sqrt(1 / ᾱ - 1), ᾱ_to) in float64: ``_update``'s coefficients."""
+    return (1.0 / alpha) ** 0.5, (1.0 / alpha - 1.0) ** 0.5, alpha_to
+
+
+def _update(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    recip: torch.Tensor,
+    recip_m1: torch.Tensor,
+    target: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     pred_x0 = (recip * x - recip_m1 * eps).clamp(-1.0, 1.0)
     eps = (recip * x - pred_x0) / recip_m1
     return pred_x0 * target.sqrt() + (1.0 - target).sqrt() * eps, pred_x0
 
 
-def _f32(value: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(value, dtype=torch.float32, device=like.device)
-
-
 def _prepare(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 on the model's device."""
+    return _upload(model, x.to(torch.float32))
+
+
+def _upload(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` on the model's device; from the CPU to a GPU through pinned memory, without
+    making the host wait."""
     device = next(model.parameters()).device
-    return x.to(device=device, dtype=torch.float32)
+    if device.type == "cuda" and x.device.type == "cpu":
+        x = x.pin_memory()
+    return x.to(device=device, non_blocking=True)
 
 
 def render(
@@ -94,6 +116,8 @@ def render(
     condition: Condition,
     steps: int,
     progress: Progress | None = None,
+    *,
+    networks: Callable[[int], Network] | None = None,
 ) -> torch.Tensor:
     """DDIM from noise codes ``x_T`` [B, 3, S, S] to images in [-1, 1].
 
@@ -102,8 +126,10 @@ def render(
     ``progress(done, steps)`` is called after each step. Computes in float32 on the
     model's device and returns on the device and in the dtype of ``x_T``. Gradients flow
     to ``condition`` (training renders); callers that only render wrap it in no_grad.
+    ``networks(i)`` (the fast path) gives the ``(x_t, t, z_sem) -> eps`` function that
+    makes step ``i`` instead of ``model`` (which still says the device).
     """
-    x = _walk(model, x_T, spaced_timesteps(steps)[::-1], 1.0, condition, progress)
+    x = _walk(model, x_T, spaced_timesteps(steps)[::-1], 1.0, condition, progress, networks)
     return x.to(device=x_T.device, dtype=x_T.dtype)
 
 
@@ -113,14 +139,15 @@ def invert_ddim(
     z_sem: torch.Tensor,
     steps: int,
     progress: Progress | None = None,
+    networks: Callable[[int], Network] | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM run upwards: images ``x0`` in [-1, 1] -> noise codes ``x_T``.
 
     Walks the kept timesteps upwards (diffusers has no inverse scheduler with this
     clipping); ᾱ after the last one is 0, so ``x_T`` is the last re-derived eps.
-    Same device, dtype and progress conventions as ``render``.
+    Same device, dtype, progress and ``networks`` conventions as ``render``.
     """
-    x = _walk(model, x0, spaced_timesteps(steps), 0.0, z_sem, progress)
+    x = _walk(model, x0, spaced_timesteps(steps), 0.0, z_sem, progress, networks)
     return x.to(device=x0.device, dtype=x0.dtype)
 
 
@@ -146,19 +173,30 @@ def _walk(
     alpha_after_last: float,
     condition: Condition,
     progress: Progress | None,
+    networks: Callable[[int], Network] | None,
 ) -> torch.Tensor:
     """DDIM steps from each timestep to the next one in ``timesteps`` (down: render; up:
-    inversion); the step after the last goes to ᾱ = ``alpha_after_last``."""
+    inversion); the step after the last goes to ᾱ = ``alpha_after_last``.
+
+    Everything a step needs from the host (coefficients, timesteps, conditions) goes to
+    the device in one upload before the loop, so the loop itself never waits for it.
+    """
     alphas = alphas_cumprod()
     x = _prepare(model, x)
     steps = len(timesteps)
-    for i, t in enumerate(timesteps):
-        z_sem = condition(i, t) if callable(condition) else condition
-        z_sem = z_sem.to(device=x.device, dtype=torch.float32)
-        alpha_next = alphas[timesteps[i + 1]] if i + 1 < steps else alpha_after_last
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        eps = model(x, t_batch, z_sem).float()
-        x, _ = ddim_step(x, eps, alphas[t], alpha_next)
+    after = [alphas[t] for t in timesteps[1:]] + [alpha_after_last]
+    table = [_coefficients(alphas[t], a) for t, a in zip(timesteps, after, strict=True)]
+    coefficients = _prepare(model, torch.tensor(table, dtype=torch.float32))
+    times = _upload(model, torch.tensor(timesteps))
+    if callable(condition):
+        each = [condition(i, t) for i, t in enumerate(timesteps)]
+        conditions = _prepare(model, torch.stack(each))
+    else:
+        conditions = _prepare(model, condition).expand(steps, *condition.shape)
+    for i in range(steps):
+        network = model if networks is None else networks(i)
+        eps = network(x, times[i].expand(x.shape[0]), conditions[i]).float()
+        x, _ = _update(x, eps, *coefficients[i])
         if progress is not None:
             progress(i + 1, steps)
     return x
