@@ -26,6 +26,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHATFACE_HOME", str(home))
     # Tests never load installed third-party plugins unless they ask to.
     monkeypatch.setenv("CHATFACE_LOAD_PLUGINS", "")
+    # Renders take the exact fp32 path, so results are the same on every CPU (whether it
+    # has bf16 or not); tests of the fast path set render.precision themselves.
+    monkeypatch.setenv("CHATFACE_RENDER_PRECISION", "fp32")
     # Tests never download: the Hub points at a closed port unless a test starts a fake
     # one, and Google Drive (gdown) cannot be reached.
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")

@@ -44,8 +44,10 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
     """A DiffAE backend whose every weight is drawn from a fixed seed (so runs repeat)."""
     import torch
 
+    from chatface.engine.devices import resolve_device
     from chatface.plugins.diffae.backend import DiffAEBackend
     from chatface.plugins.diffae.config import DiffAEConfig
+    from chatface.plugins.diffae.fast import from_config
     from chatface.plugins.diffae.model import DiffAEModel
 
     generator = torch.Generator().manual_seed(SEED)
@@ -63,8 +65,13 @@ def make_tiny_backend(config: Config | None = None) -> Backend:
                 tensor.copy_(1.0 + 0.1 * noise)
             else:
                 tensor.copy_(0.1 * noise)
-    device = config["engine.device"] if config is not None else "cpu"
-    return DiffAEBackend(model, device=device, weights_sha256=f"random-seed-{SEED}")
+    if config is None:
+        return DiffAEBackend(model, device="cpu", weights_sha256=f"random-seed-{SEED}")
+    # The same fast path as the diffae backend's, so dry runs and tests take it too.
+    device = resolve_device(config["engine.device"])
+    return DiffAEBackend(
+        model, device=device, weights_sha256=f"random-seed-{SEED}", fast=from_config(config, device)
+    )
 
 
 def make_tiny_identity(config: Config | None = None) -> IdentityModel:

@@ -53,6 +53,13 @@ def chatface_register_backends(register: Callable[[str, BackendFactory], None]) 
 
 
 @hookimpl
+def chatface_register_commands(register: Callable[..., None]) -> None:
+    from chatface.plugins.diffae.bench_command import bench
+
+    register("bench", bench)
+
+
+@hookimpl
 def chatface_register_weights(register: Callable[[WeightsSpec], None]) -> None:
     from chatface.plugins.diffae.weights import SPECS
 

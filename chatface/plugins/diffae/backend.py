@@ -82,9 +82,10 @@ class DiffAEBackend:
         self.fast = fast or FastPath()
         self._networks: tuple[Network, Network] | None = None
 
-    def _fast_networks(self) -> tuple[Network, Network] | None:
-        """(exact, fast) step functions of the fast path, built on first use; None when
-        renders run the plain fp32 model, or need gradients."""
+    def step_networks(self) -> tuple[Network, Network] | None:
+        """The fast path's step functions ``(x_t, t, z_sem) -> eps``: (exact steps, the
+        others), built on first use; None when renders run the plain fp32 model (no fast
+        path, or gradients are on)."""
         if torch.is_grad_enabled() or self.fast == FastPath():
             return None
         if self._networks is None:
@@ -122,7 +123,7 @@ class DiffAEBackend:
         """Noise codes x_T [B, 3, S, S] of ``images`` under ``z_sem`` (DDIM inversion)."""
         self._check_images(images)
         with torch.no_grad():
-            networks = self._fast_networks()
+            networks = self.step_networks()
             # Inversion stays in float32: every later edit of the face starts from x_T.
             exact = None if networks is None else (lambda i: networks[0])
             return invert_ddim(self.model, images, z_sem, steps, progress, exact)
@@ -145,7 +146,7 @@ class DiffAEBackend:
         tensor, or ``None`` for ``latents.z_sem`` (a plain reconstruction).
         """
         condition = latents.z_sem if condition_schedule is None else condition_schedule
-        networks = self._fast_networks()
+        networks = self.step_networks()
         if networks is None:
             return render_ddim(self.model, latents.x_T, condition, steps, progress)
         exact, reduced = networks

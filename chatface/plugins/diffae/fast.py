@@ -20,7 +20,6 @@ the exact path.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from chatface.config import Config
+    from chatface.plugins.diffae.model import DiffAEModel
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE = ("auto", "on", "off")
@@ -113,18 +113,30 @@ def dtype_of(precision: str) -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def reduced_copy(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+def reduced_copy(model: DiffAEModel, precision: str) -> DiffAEModel:
     """A copy of ``model`` for reduced-precision steps: weights in that dtype except the
     GroupNorm affine parameters (the norms compute in float32), channels_last, fused
-    attention. The exact model is left as it is."""
+    attention. Built without a second float32 copy; the exact model is left as it is."""
     import torch
 
+    from chatface.plugins.diffae.model import DiffAEModel
     from chatface.plugins.diffae.nn import AttentionBlock
 
-    fast = copy.deepcopy(model).to(dtype=dtype_of(precision), memory_format=torch.channels_last)
+    dtype = dtype_of(precision)
+    norms = {
+        f"{name}.{param}"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.GroupNorm)
+        for param in ("weight", "bias")
+    }
+    state = {
+        key: value if key in norms else value.to(dtype) for key, value in model.state_dict().items()
+    }
+    with torch.device("meta"):
+        fast = DiffAEModel(model.config)
+    fast.load_state_dict(state, assign=True)
+    fast = fast.to(memory_format=torch.channels_last).eval().requires_grad_(False)
     for module in fast.modules():
-        if isinstance(module, torch.nn.GroupNorm):
-            module.float()
         if isinstance(module, AttentionBlock):
             module.fused = True
     return fast
