@@ -10,6 +10,7 @@ the machine slows both alike; on CUDA every timing synchronises the device first
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime
 import functools
@@ -214,10 +215,13 @@ class _Timer:
 
 
 def _reset_peak(device: torch.device) -> None:
-    """Start a new peak-memory window: GPU memory on CUDA, the process's RSS on Linux."""
+    """Start a new peak-memory window: GPU memory on CUDA, the process's RSS on Linux
+    (after handing memory freed by earlier renders back to the system)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with contextlib.suppress(OSError):  # Linux: "5" resets the peak RSS (VmHWM)
         Path("/proc/self/clear_refs").write_text("5")
 

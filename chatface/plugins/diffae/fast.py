@@ -114,9 +114,10 @@ def dtype_of(precision: str) -> torch.dtype:
 
 
 def reduced_copy(model: DiffAEModel, precision: str) -> DiffAEModel:
-    """A copy of ``model`` for reduced-precision steps: weights in that dtype except the
-    GroupNorm affine parameters (the norms compute in float32), channels_last, fused
-    attention. Built without a second float32 copy; the exact model is left as it is."""
+    """A copy of ``model``'s UNet for reduced-precision steps: weights in that dtype except
+    the GroupNorm affine parameters (the norms compute in float32), channels_last, fused
+    attention, no semantic encoder (renders never use it). Built without a second float32
+    copy; the exact model is left as it is."""
     import torch
 
     from chatface.plugins.diffae.model import DiffAEModel
@@ -130,10 +131,13 @@ def reduced_copy(model: DiffAEModel, precision: str) -> DiffAEModel:
         for param in ("weight", "bias")
     }
     state = {
-        key: value if key in norms else value.to(dtype) for key, value in model.state_dict().items()
+        key: value if key in norms else value.to(dtype)
+        for key, value in model.state_dict().items()
+        if not key.startswith("encoder.")
     }
     with torch.device("meta"):
         fast = DiffAEModel(model.config)
+    del fast.encoder
     fast.load_state_dict(state, assign=True)
     fast = fast.to(memory_format=torch.channels_last).eval().requires_grad_(False)
     for module in fast.modules():
