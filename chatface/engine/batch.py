@@ -207,4 +207,5 @@ def _render_rows(
         done += steps
         for row, i in enumerate(indices):
             results[i] = (images[row], len(indices), render_s)
-    return [results[i] for i in same_as]  # type: ignore[misc]
+    shared = [results[i] for i in same_as]
+    return [r for r in shared if r is not None]
