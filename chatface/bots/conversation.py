@@ -273,8 +273,8 @@ class ConversationCore:
             return Reply("Full size.", stored, "image/png")
         if SessionState.from_json(view.state_json).strengths:
             return Reply("The result is still being made; ask again when it arrives.")
-        opened, _ = await self.faces.opened(view.face)
-        return await self.faces.image_reply("The original, full size.", opened.photo, None)
+        photo = (await self.faces.opened(view.face)).opened.photo
+        return await self.faces.image_reply("The original, full size.", photo, None)
 
     async def recover(self, deliver: Deliver) -> int:
         """Finish the jobs that were queued or running when this platform's bot stopped
@@ -338,10 +338,8 @@ class ConversationCore:
         if face is None:
             return await self._say(user, chat, view, said, Reply(NO_FACE, plan=plan), update_id)
         if plan.action == "show_original":
-            opened, _ = await self.faces.opened(face)
-            reply = await self.faces.image_reply(
-                plan.reply or "The original photo.", opened.photo, plan
-            )
+            photo = (await self.faces.opened(face)).opened.photo
+            reply = await self.faces.image_reply(plan.reply or "The original photo.", photo, plan)
             return await self._say(user, chat, view, said, reply, update_id)
         text = plan.reply or {
             "undo": "Undone.",
@@ -372,6 +370,7 @@ class ConversationCore:
                 reply=text,
                 job=Job(kind="render", steps=plan.steps, schedule=plan.schedule),
                 job_if=needs_render,
+                reuse=lambda current: self.jobs.rendering(plan, current.state_json),
             )
         except ChatFaceError as exc:  # nothing to undo, an unknown attribute, ...
             reply = Reply(str(exc), plan=plan, error=True)
@@ -393,11 +392,13 @@ class ConversationCore:
                 progress,
             )
         stored = await asyncio.to_thread(self.faces.stored_result, current)
-        if stored is not None:  # undo/redo: the very image shown before, at no cost
+        # Undo/redo: the very image shown before; or a copy of an earlier edit's result
+        # of the same state (write_turn's reuse): no render either way.
+        if stored is not None:
             reply = Reply(text, stored, "image/png", plan)
         else:  # the original (all strengths zero)
-            opened, _ = await self.faces.opened(face)
-            reply = await self.faces.image_reply(text, opened.photo, plan)
+            photo = (await self.faces.opened(face)).opened.photo
+            reply = await self.faces.image_reply(text, photo, plan)
         return reply
 
     # --- /forget and /history ---------------------------------------------------------

@@ -7,7 +7,7 @@ import asyncio
 import io
 import json
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from chatface.bots.replies import Reply
 from chatface.engine.types import EditPlan, Latents
@@ -21,14 +21,22 @@ if TYPE_CHECKING:
     from chatface.storage import Edit, Face, Store
 
 
+class StoredFace(NamedTuple):
+    """A face as a render needs it: decoded, and the blobs it is stored with."""
+
+    opened: OpenedFace
+    latents: bytes  # safetensors of z_sem and x_T
+    aligned_png: bytes  # the aligned crop, which identity is measured against
+
+
 class FaceCache:
-    """Face id -> (decoded face, its latents blob), at most ``size`` of them."""
+    """Face id -> :class:`StoredFace`, at most ``size`` of them."""
 
     def __init__(self, store: Store, queue: RenderQueue, size: int) -> None:
         self.store = store
         self.queue = queue
         self.size = max(1, size)
-        self._faces: OrderedDict[int, tuple[OpenedFace, bytes]] = OrderedDict()
+        self._faces: OrderedDict[int, StoredFace] = OrderedDict()
 
     def ids(self) -> frozenset[int]:
         return frozenset(self._faces)
@@ -36,22 +44,25 @@ class FaceCache:
     def clear(self) -> None:
         self._faces.clear()
 
-    def remember(self, face_id: int, opened: OpenedFace, latents: bytes) -> None:
-        self._faces[face_id] = (opened, latents)
+    def get(self, face_id: int) -> StoredFace | None:
+        return self._faces.get(face_id)
+
+    def remember(self, face_id: int, stored: StoredFace) -> None:
+        self._faces[face_id] = stored
         self._faces.move_to_end(face_id)
         while len(self._faces) > self.size:
             self._faces.popitem(last=False)
 
-    async def opened(self, face: Face) -> tuple[OpenedFace, bytes]:
-        """The decoded face and its latents blob, from the cache or rebuilt from storage
-        (after a restart, or when the cache dropped it)."""
+    async def opened(self, face: Face) -> StoredFace:
+        """The face from the cache, or rebuilt from storage (after a restart, or when the
+        cache dropped it)."""
         cached = self._faces.get(face.id or 0)
         if cached is None:
             cached = await asyncio.to_thread(self._decode, face.id or 0)
-        self.remember(face.id or 0, *cached)
+        self.remember(face.id or 0, cached)
         return cached
 
-    def _decode(self, face_id: int) -> tuple[OpenedFace, bytes]:
+    def _decode(self, face_id: int) -> StoredFace:
         from PIL import Image
 
         from chatface.engine.editor import OpenedFace
@@ -68,7 +79,8 @@ class FaceCache:
         )
         photo = load_image(self.store.files_dir / face.photo_path)
         latents = Latents.from_bytes(face.latents)
-        return OpenedFace(photo, aligned, latents, face.backend, 1), face.latents
+        opened = OpenedFace(photo, aligned, latents, face.backend, 1)
+        return StoredFace(opened, face.latents, face.aligned_png)
 
     def stored_result(self, current: Edit | None, *, read: bool = True) -> bytes | None:
         """The stored image of ``current`` (with ``read=False``: b"" when there is one).

@@ -1,5 +1,5 @@
-"""Identity in the chat: what a render job sends for measuring it, what the identity
-guard's note says, and the answer to /identity."""
+"""Identity in the chat: the state the identity guard scales a turn back toward, what
+its note says, and the answer to /identity."""
 
 from __future__ import annotations
 
@@ -10,20 +10,11 @@ from chatface.bots.replies import NO_FACE, Reply
 from chatface.engine.types import SessionState
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from chatface.engine.batch import Guarded
     from chatface.storage import Edit, Store
     from chatface.storage.turns import TurnView
 
 SCALES = {2: "2/3", 1: "1/3"}  # the guard's fractions, in thirds, as the reply says them
-
-
-def encode_png(image: Image.Image) -> bytes:
-    """The aligned crop as PNG: the original a render's identity is measured against."""
-    from chatface.engine.photos import encode_image
-
-    return encode_image(image)[0]
 
 
 def turn_before(store: Store, current: Edit) -> SessionState | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -23,7 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chatface.bots.identity import encode_png, guard_note, turn_before
+from chatface.bots.faces import StoredFace
+from chatface.bots.identity import guard_note, turn_before
 from chatface.bots.replies import FAILED, SILENT, Delivery, Reply
 from chatface.engine.batch import RenderRequest
 from chatface.engine.queue import JobCancelledError, JobReplacedError, forward_progress
@@ -31,6 +33,7 @@ from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError
 from chatface.files import atomic_write
 from chatface.storage.models import Face, Job, utc_now
+from chatface.storage.turns import Rendering
 
 if TYPE_CHECKING:
     from chatface.bots.faces import FaceCache
@@ -116,15 +119,17 @@ class Jobs:
         progress: Progress | None,
         incoming: Path | None = None,
     ) -> Reply:
-        """A photo job: find and encode the face, store it. ``incoming``: the stored
-        photo, removed once the job ends."""
+        """A photo job: find and encode the face, store it; a photo the user sent before
+        is not encoded again. ``incoming``: the stored photo, removed once the job ends."""
         if progress is not None:  # the encoding reports from the model thread
             loop = asyncio.get_running_loop()
             progress = forward_progress(loop, [progress], PROGRESS_INTERVAL_S)
         try:
-            opened = await self.queue.run_model(
-                self.engine.open_face, photo, backend=self.backend, progress=progress
-            )
+            earlier = await self._encoded_before(user_id, photo)
+            if earlier is None:
+                opened = await self.queue.run_model(
+                    self.engine.open_face, photo, backend=self.backend, progress=progress
+                )
         except JobCancelledError:
             return SILENT  # the queue closed: the next start does the job
         except ChatFaceError as exc:  # not an image, no face, ...
@@ -133,10 +138,69 @@ class Jobs:
             logger.exception("Encoding a photo failed (job %s)", job_id)
             reply = await self._fail(job_id, FAILED, "unexpected error")
         else:
-            reply = await self.store_face(job_id, user_id, opened, photo, name)
+            if earlier is not None:
+                reply = await self._store_copy(job_id, earlier, name)
+            else:
+                reply = await self.store_face(job_id, user_id, opened, photo, name)
         if incoming is not None and reply is not SILENT:
             incoming.unlink(missing_ok=True)
         return reply
+
+    def _photo_file(self, user_id: int, photo: bytes) -> Path:
+        """Where the user's photo is kept: named by its content."""
+        return self.store.user_files_dir(user_id) / f"photo-{_digest(photo)}.png"
+
+    async def _encoded_before(self, user_id: int, photo: bytes) -> Face | None:
+        """The user's newest face of the same photo, encoded by the backend for new photos
+        with the weights it has now; None when there is none.
+
+        Every stored face is face 0 of its photo (bots and ``chatface chat`` edit that
+        one). The match leaves out ``render.encode_steps``: a changed setting does not
+        make stored latents wrong (every existing face keeps rendering from the x_T it
+        was encoded with), and a photo sent again is the same face as before.
+        """
+
+        def find() -> Face | None:
+            path = self._photo_file(user_id, photo)
+            if not path.is_file():
+                return None
+            relative = str(path.relative_to(self.store.files_dir))
+            return self.store.face_of_photo(user_id, relative, self.backend)
+
+        earlier = await asyncio.to_thread(find)
+        if earlier is None:
+            return None
+        # On the model thread, where the backend is loaded (as an encoding would).
+        weights = await self.queue.run_model(
+            lambda: self.engine.backend(self.backend).weights_sha256
+        )
+        return earlier if earlier.weights_sha256 == weights else None
+
+    async def _store_copy(self, job_id: int, earlier: Face, name: str) -> Reply:
+        """End photo job ``job_id`` with a new face that copies ``earlier``'s encoding
+        (latents, aligned crop, transform and photo file)."""
+        text = "Got the face. What should I change?"
+        face = Face(
+            conversation_id=0,  # the job's
+            aligned_png=earlier.aligned_png,
+            inverse_transform=earlier.inverse_transform,
+            latents=earlier.latents,
+            backend=earlier.backend,
+            weights_sha256=earlier.weights_sha256,
+            source_name=name,
+            photo_path=earlier.photo_path,
+        )
+        finish = functools.partial(self.store.finish_job, job_id, "done", reply=text, face=face)
+        try:
+            end = await asyncio.to_thread(finish)
+        except Exception:
+            logger.exception("Storing a face failed (job %s)", job_id)
+            return await self._fail(job_id, FAILED, "unexpected error")
+        if end.face is None:  # forgotten meanwhile
+            return SILENT
+        if (cached := self.faces.get(earlier.id or 0)) is not None:
+            self.faces.remember(end.face.id or 0, cached)
+        return Reply(text)
 
     async def store_face(
         self, job_id: int, user_id: int, opened: OpenedFace, photo: bytes, name: str
@@ -167,7 +231,7 @@ class Jobs:
 
         def store() -> Face | None:
             # Named by content, so the file exists before the face row that points at it.
-            photo_file = self.store.user_files_dir(user_id) / f"photo-{_digest(photo)}.png"
+            photo_file = self._photo_file(user_id, photo)
             if not photo_file.exists():
                 atomic_write(photo_file, photo_png)
             face.photo_path = str(photo_file.relative_to(self.store.files_dir))
@@ -183,10 +247,23 @@ class Jobs:
             return await self._fail(job_id, FAILED, "unexpected error")
         if stored is None:
             return SILENT
-        self.faces.remember(stored.id or 0, opened, latents)
+        self.faces.remember(stored.id or 0, StoredFace(opened, latents, crop_png))
         return Reply(text)
 
     # --- renders ------------------------------------------------------------------------
+
+    def rendering(self, plan: EditPlan, state_json: str) -> Rendering:
+        """How ``plan``'s render job renders the state ``state_json``: the plan's steps
+        (default ``render.steps``) and schedule (see ``Engine.schedule_for``); with the
+        identity guard on, an edit turn is served no stored result below its threshold."""
+        config = self.engine.config
+        state = SessionState.from_json(state_json)
+        guarded = plan.action == "edit" and config["identity.measure"] and config["identity.guard"]
+        return Rendering(
+            plan.steps or config["render.steps"],
+            self.engine.schedule_for(state, plan.schedule),
+            float(config["identity.guard_threshold"]) if guarded else None,
+        )
 
     async def render(
         self,
@@ -208,19 +285,20 @@ class Jobs:
         key = (user, chat)
         config = self.engine.config
         try:
-            opened, latents = await self.faces.opened(face)
+            opened, latents, aligned_png = await self.faces.opened(face)
             state = SessionState.from_json(current.state_json)
             original, previous = b"", None
             if config["identity.measure"]:
-                original = await self.queue.postprocess(encode_png, opened.aligned.image)
+                original = aligned_png  # as stored: never encoded again
                 if config["identity.guard"] and guard and plan.action == "edit":
                     previous = await asyncio.to_thread(turn_before, self.store, current)
+            how = self.rendering(plan, current.state_json)
             request = RenderRequest.make(
                 uuid.uuid4().hex,
                 latents,
                 state,
-                steps=plan.steps or config["render.steps"],
-                schedule=self.engine.schedule_for(state, plan.schedule),
+                steps=how.steps,
+                schedule=how.schedule,
                 backend=face.backend,
                 user=f"{self.platform}:{user}/{chat}",  # a newer edit replaces this chat's
                 original=original,
@@ -251,7 +329,7 @@ class Jobs:
         finally:
             if self._active.get(key, (None,))[0] is job:
                 del self._active[key]
-        path = self.store.user_files_dir(user_id) / f"face-{face.id}-edit-{current.seq}.png"
+        path = self.store.result_file(user_id, current)
         relative = str(path.relative_to(self.store.files_dir))
         rendered = None
         if result.guarded is not None:
@@ -261,7 +339,8 @@ class Jobs:
             image = await self.queue.postprocess(_finish, opened, result.crop, path)
             end = await asyncio.to_thread(
                 self.store.finish_job, job_id, "done", reply=text, result_path=relative,
-                identity=result.identity, state_json=rendered,
+                identity=result.identity, state_json=rendered, steps=request.steps,
+                schedule=request.schedule,
             )  # fmt: skip
         except JobCancelledError:
             return SILENT

@@ -67,7 +67,7 @@ class ZeroShotTurns:
             text = learner.text(op.attribute)
             if attribute is None or text is None:
                 continue
-            opened = opened or (await self.faces.opened(face))[0]
+            opened = opened or (await self.faces.opened(face)).opened
             if learner.has_face(op.attribute, opened.latents.z_sem):
                 continue
             if seconds is None:
@@ -84,7 +84,7 @@ class ZeroShotTurns:
         learner = self.learner()
         if face is None or learner is None or await self.seconds(face) is None:
             return EditPlan("chat", reply="I can't learn new attributes here.")
-        opened, _ = await self.faces.opened(face)
+        opened = (await self.faces.opened(face)).opened
         if progress is not None:  # learning reports from the model thread
             loop = asyncio.get_running_loop()
             progress = forward_progress(loop, [progress], PROGRESS_INTERVAL_S)

@@ -5,10 +5,12 @@ accumulated strengths, steps, schedule and backend names), so the same request c
 to another thread today and to another process or machine later; the condition
 schedule is rebuilt from its name where the model runs. :func:`render_batch` groups
 requests by (backend, steps, schedule), stacks their latents, moves each row's z_sem by
-its own strengths and renders each group in one model call. Then, with the ``identity.*``
-settings, it measures each render's identity similarity to the request's original crop
-(one call of the identity model) and, for renders the identity guard rejects, renders
-the turn's edit at lower strengths in one more model call per group
+its own strengths and renders each group in one model call; identical requests (the
+same face and strengths) in a batch are rendered once and share the result. Then, with
+the ``identity.*`` settings, it measures each render's identity similarity to the
+request's original crop (one call of the identity model; each original crop is
+embedded once per engine) and, for renders the identity guard rejects, renders the
+turn's edit at lower strengths in one more model call per group
 (:mod:`chatface.engine.identity`).
 """
 
@@ -118,9 +120,12 @@ def render_batch(
         return results
     from chatface.engine import identity
 
-    originals = {i: identity.decode_crop(requests[i].original) for i in measured}
-    scores = identity.similarities(model, [originals[i] for i in measured],
-                                   [results[i].crop for i in measured])  # fmt: skip
+    def similarities(indices: Sequence[int], crops: Sequence[torch.Tensor]) -> list[float]:
+        originals = [requests[i].original for i in indices]
+        model_name = config["identity.model"]
+        return engine.original_embeddings.similarities(model, model_name, originals, crops)
+
+    scores = similarities(measured, [results[i].crop for i in measured])
     for i, score in zip(measured, scores, strict=True):
         results[i] = replace(results[i], identity=score)
     if not config["identity.guard"]:
@@ -142,9 +147,7 @@ def render_batch(
         )
     ]
     extra = _render_rows(engine, [(requests[i], state) for i, _, state in tries], progress)
-    extra_scores = identity.similarities(
-        model, [originals[i] for i, _, _ in tries], [crop for crop, _, _ in extra]
-    )
+    extra_scores = similarities([i for i, _, _ in tries], [crop for crop, _, _ in extra])
     for i in failing:
         mine = [k for k, (j, _, _) in enumerate(tries) if j == i]
         best = mine[identity.pick([(tries[k][1], extra_scores[k]) for k in mine], threshold)]
@@ -167,12 +170,18 @@ def _render_rows(
     progress: Progress | None,
 ) -> list[tuple[torch.Tensor, int, float]]:
     """Render each (request, strengths) row: its face (from the request) moved to those
-    strengths; one model call per group. Returns (crop, rows in the call, seconds)."""
+    strengths; one model call per group, identical rows (the same face, strengths and
+    group) rendered once. Returns (crop, rows in the call, seconds)."""
     import torch
 
     groups: dict[tuple[str, int, str], list[int]] = {}
-    for index, (request, _) in enumerate(rows):
-        groups.setdefault(request.group, []).append(index)
+    first: dict[tuple[tuple[str, int, str], bytes, tuple[tuple[str, float], ...]], int] = {}
+    same_as = []  # each row's first identical row
+    for index, (request, strengths) in enumerate(rows):
+        key = (request.group, request.latents, tuple(sorted(strengths.items())))
+        same_as.append(first.setdefault(key, index))
+        if same_as[index] == index:
+            groups.setdefault(request.group, []).append(index)
     total = sum(steps for _, steps, _ in groups)
     done = 0
     results: list[tuple[torch.Tensor, int, float] | None] = [None] * len(rows)
@@ -198,4 +207,5 @@ def _render_rows(
         done += steps
         for row, i in enumerate(indices):
             results[i] = (images[row], len(indices), render_s)
-    return [r for r in results if r is not None]
+    shared = [results[i] for i in same_as]
+    return [r for r in shared if r is not None]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatface.config import Config, load_config
+from chatface.engine.identity import OriginalEmbeddings
 from chatface.engine.plugins import ChatFacePluginManager, make_plugin_manager
 from chatface.engine.registry import Registered, Registry, collect
 from chatface.engine.types import (
@@ -80,6 +81,7 @@ class Engine:
         self._backends: dict[str, Backend] = {}
         self._identity_models: dict[str, IdentityModel] = {}
         self._identity_missing: set[str] = set()  # identity models whose weights are missing
+        self.original_embeddings = OriginalEmbeddings()  # of the faces renders measure
 
     @property
     def registry(self) -> Registry:

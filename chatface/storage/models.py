@@ -140,6 +140,11 @@ class Edit(SQLModel, table=True):
     # Identity similarity of the rendered result with the original face (cosine of the
     # identity model's embeddings); None: not measured (no render, or no model weights).
     identity: float | None = Field(default=None)
+    # How the result was rendered (DDIM steps, condition schedule name), so a later edit
+    # of the face that lands on the same state can be served a copy of it; None: no
+    # result, or one rendered before this was recorded.
+    steps: int | None = Field(default=None)
+    schedule: str | None = Field(default=None, max_length=64)
 
 
 class Message(SQLModel, table=True):

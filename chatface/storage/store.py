@@ -202,6 +202,22 @@ class Store(Turns):
             )
             return list(session.exec(query).all())
 
+    def face_of_photo(self, user_id: int, photo_path: str, backend: str) -> Face | None:
+        """The user's newest face of the stored photo ``photo_path`` (relative to the
+        files dir) encoded by ``backend``, or None."""
+        with self._transaction(write=False) as session:
+            conversation_ids = select(Conversation.id).where(Conversation.user_id == user_id)
+            query = (
+                select(Face)
+                .where(
+                    col(Face.conversation_id).in_(conversation_ids),
+                    Face.photo_path == photo_path,
+                    Face.backend == backend,
+                )
+                .order_by(col(Face.id).desc())
+            )
+            return session.exec(query).first()
+
     @staticmethod
     def _face(session: Session, face_id: int, *, lock: bool = False) -> Face:
         # FOR UPDATE serialises edits of one face on PostgreSQL (SQLite ignores it and
@@ -356,6 +372,11 @@ class Store(Turns):
         path = self.files_dir / "users" / str(user_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def result_file(self, user_id: int, edit: Edit) -> Path:
+        """Where ``edit``'s rendered image goes: named by the edit's id, which is never
+        reused, so no two edits ever share a file."""
+        return self.user_files_dir(user_id) / f"face-{edit.face_id}-edit-{edit.id}.png"
 
     def _remove_files(self, relative_paths: list[str]) -> None:
         for relative in relative_paths:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from chatface.errors import StorageError
+from chatface.files import atomic_write
 from chatface.storage.models import (
     UNFINISHED,
     Conversation,
@@ -64,6 +65,20 @@ class JobEnd:
 
 
 @dataclass(frozen=True)
+class Rendering:
+    """How a render job renders an edit: its DDIM ``steps`` and condition ``schedule``.
+
+    An earlier result of the same face and state rendered the same way serves the edit
+    instead, unless its identity similarity is below ``min_identity`` (the identity
+    guard would have lowered it).
+    """
+
+    steps: int
+    schedule: str
+    min_identity: float | None = None
+
+
+@dataclass(frozen=True)
 class TurnWrite:
     """What a chat turn's write transaction did."""
 
@@ -92,6 +107,7 @@ class Turns:
         @staticmethod
         def _log(session: Session, conversation_id: int, role: str, text: str) -> Message: ...
         def _remove_files(self, relative_paths: list[str]) -> None: ...
+        def result_file(self, user_id: int, edit: Edit) -> Path: ...
 
     def read_turn(
         self,
@@ -148,14 +164,17 @@ class Turns:
         reply: str = "",
         job: Job | None = None,
         job_if: Callable[[Edit | None], bool] | None = None,
+        reuse: Callable[[Edit], Rendering] | None = None,
     ) -> TurnWrite:
         """Record a turn in one write transaction: the user and conversation (created when
         new), the update's key, the chat lines ``messages`` ((role, text) pairs), a
         ``move`` of face ``face_id``'s history ("edit": append the state ``new_state``
         makes of the current one; "undo", "redo", "reset"), a ``job`` to do next (a
         render job renders the edit that is current after the move; with ``job_if``, only
-        when it says so of that edit) and the bot's ``reply``: logged now, or when the
-        job ends.
+        when it says so of that edit; with ``reuse``, not when an earlier edit of the face
+        has a stored result of the same state rendered as ``reuse`` says: the edit gets a
+        copy of that file and its identity) and the bot's ``reply``: logged now, or when
+        the job ends.
 
         A key seen before writes nothing and returns ``handled``. A move that cannot be
         made (nothing to undo, ...) raises ``StorageError`` and writes nothing.
@@ -190,7 +209,10 @@ class Turns:
                     raise ValueError("a move needs the face_id")
                 current, dropped = self._move(session, face_id, move, plan_json, new_state)
             job_id = None
-            if job is not None and (job_if is None or job_if(current)):
+            wanted = job is not None and (job_if is None or job_if(current))
+            if wanted and reuse is not None and current is not None:
+                wanted = not self._copy_result(session, user_id, current, reuse(current))
+            if job is not None and wanted:
                 job.conversation_id = conversation_id
                 if job.kind == "render":
                     job.face_id = face_id
@@ -234,6 +256,44 @@ class Turns:
         session.flush()
         return self._current(session, face), []
 
+    def _copy_result(
+        self, session: Session, user_id: int, edit: Edit, rendering: Rendering
+    ) -> bool:
+        """Give ``edit`` a copy of the newest stored result of an earlier edit of its face
+        with the same state, rendered as ``rendering`` says; False when there is none.
+        A copy, not the same path: history truncation and /forget delete each edit's file."""
+        query = (
+            select(Edit)
+            .where(
+                Edit.face_id == edit.face_id,
+                Edit.id != edit.id,
+                Edit.state_json == edit.state_json,
+                Edit.steps == rendering.steps,
+                Edit.schedule == rendering.schedule,
+                col(Edit.result_path).is_not(None),
+            )
+            .order_by(col(Edit.id).desc())
+        )
+        if rendering.min_identity is not None:
+            query = query.where(
+                sa.or_(col(Edit.identity).is_(None), col(Edit.identity) >= rendering.min_identity)
+            )
+        for earlier in session.exec(query).all():
+            try:  # the file may be gone (deleted by hand, a crash mid-cleanup)
+                data = (self.files_dir / (earlier.result_path or "")).read_bytes()
+            except OSError:
+                continue
+            # Written before the row that points at it is committed.
+            path = self.result_file(user_id, edit)
+            atomic_write(path, data)
+            edit.result_path = str(path.relative_to(self.files_dir))
+            edit.identity = earlier.identity
+            edit.steps, edit.schedule = rendering.steps, rendering.schedule
+            session.add(edit)
+            session.flush()
+            return True
+        return False
+
     def mark_running(self, job_id: int) -> None:
         """A queued job has started (a no-op for one already finished)."""
         with self._transaction() as session:
@@ -256,11 +316,13 @@ class Turns:
         undo: bool = False,
         identity: float | None = None,
         state_json: str | None = None,
+        steps: int | None = None,
+        schedule: str | None = None,
     ) -> JobEnd:
         """End a job in one write transaction: its state, a render's ``result_path``,
-        ``identity`` similarity and the ``state_json`` it rendered (when the identity guard
-        lowered the edit) recorded on its edit, a photo job's new ``face`` added and made
-        active, and the
+        ``identity`` similarity, the ``state_json`` it rendered (when the identity guard
+        lowered the edit) and the ``steps`` and ``schedule`` it rendered with recorded on
+        its edit, a photo job's new ``face`` added and made active, and the
         bot's ``reply`` logged (not for a render whose edit is no longer the current one:
         that reply is never sent). ``undo`` takes back a render's edit (that failed or was
         cancelled) if it is still the current one. A job deleted meanwhile (/forget) is
@@ -282,6 +344,7 @@ class Turns:
                     edit.result_path = result_path
                     edit.identity = identity
                     edit.state_json = state_json or edit.state_json
+                    edit.steps, edit.schedule = steps, schedule
                     session.add(edit)
                 if undo and current and face_row is not None:
                     face_row.cursor -= 1

@@ -28,6 +28,8 @@ PHOTO = Path(__file__).resolve().parents[1] / "data" / "faces" / "grace_hopper.j
 SCRIPT = {
     "smile please": EditPlan("edit", (EditOp("smile", 0.5),), reply="Adding a smile."),
     "more": EditPlan("edit", (EditOp("smile", 0.5),), reply="More smile."),
+    "less": EditPlan("edit", (EditOp("smile", -0.5),), reply="Less smile."),
+    "quick smile": EditPlan("edit", (EditOp("smile", 0.5),), steps=2, reply="Quickly."),
     "undo": EditPlan("undo"),
     "redo": EditPlan("redo"),
     "start over": EditPlan("reset"),

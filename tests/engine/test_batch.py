@@ -98,3 +98,30 @@ def test_batches_take_the_fast_path_when_the_settings_ask(monkeypatch) -> None:
         accuracy = psnr(fast.crop, fp32.crop)
         print(f"bf16 batch vs fp32: {accuracy:.1f} dB")
         assert 30 < accuracy < float("inf")  # inf: fp32 again, the fast path did not run
+
+
+def test_identical_requests_in_a_batch_are_rendered_once() -> None:
+    engine = Engine()
+    faces = encoded_faces(engine, 2)
+    rows: list[int] = []
+    render_group = engine.render_group
+
+    def counted(backend, latents, z_edit, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rows.append(z_edit.shape[0])
+        return render_group(backend, latents, z_edit, *args, **kwargs)
+
+    engine.render_group = counted  # type: ignore[method-assign]
+    smile = SessionState({"smile": 0.5})
+    requests = [
+        RenderRequest.make(name, face, state, steps=2, schedule="stable", backend="tiny",
+                           user=name)
+        for name, face, state in [
+            ("a", faces[0], smile), ("b", faces[1], smile), ("c", faces[0], smile),
+            ("d", faces[0], SessionState({"smile": 0.6})),
+        ]
+    ]  # fmt: skip
+    results = engine.render_batch(requests)
+    assert rows == [3]  # a and c are the same face and state: one row
+    assert [r.job_id for r in results] == ["a", "b", "c", "d"]
+    assert torch.equal(results[0].crop, results[2].crop)
+    assert (results[0].crop - results[3].crop).abs().max() > 0  # not shared by mistake

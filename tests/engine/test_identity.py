@@ -4,6 +4,7 @@ or the identity model's weights are missing."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pytest
@@ -145,3 +146,29 @@ def test_guard_candidates_and_pick() -> None:
     assert identity.pick([(2 / 3, 0.7), (1 / 3, 0.9)], 0.6) == 0  # the strongest that passes
     assert identity.pick([(2 / 3, 0.5), (1 / 3, 0.65)], 0.6) == 1
     assert identity.pick([(2 / 3, 0.1), (1 / 3, 0.2)], 0.6) == 1  # none: the weakest
+
+
+def test_each_original_is_embedded_once(tiny_identity, monkeypatch) -> None:
+    engine = Engine()
+    requests = requests_for(engine, guard=False)
+    model = engine.identity_model()
+    rows: list[int] = []
+    embed = model.embed
+    monkeypatch.setattr(model, "embed", lambda images: rows.append(len(images)) or embed(images))
+    first = engine.render_batch(requests)
+    second = engine.render_batch(requests)
+    assert rows == [4, 2]  # two originals and two renders; then the renders only
+    assert [r.identity for r in second] == pytest.approx([r.identity for r in first], abs=1e-6)
+    crops = [identity.decode_crop(r.original) for r in requests]  # measured without the cache
+    alone = identity.similarities(model, crops, [r.crop for r in first])
+    assert [r.identity for r in first] == pytest.approx(alone, abs=1e-5)
+
+
+def test_original_embeddings_keep_only_the_most_recent() -> None:
+    engine = Engine()
+    model = engine.identity_model("tiny")
+    kept = identity.OriginalEmbeddings(kept=1)
+    pngs = [encode_image(to_image(torch.rand(3, 16, 16) * 2 - 1))[0] for _ in range(2)]
+    edits = [torch.rand(3, 16, 16) * 2 - 1 for _ in range(2)]
+    kept.similarities(model, "tiny", pngs, edits)
+    assert [key[0] for key in kept._embeddings] == [hashlib.sha256(pngs[1]).hexdigest()]
