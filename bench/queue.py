@@ -47,6 +47,7 @@ from chatface.engine.editor import Engine
 from chatface.engine.plugins import PluginRecord
 from chatface.engine.queue import LocalRenderQueue
 from chatface.engine.types import Attribute, Backend, DirectionProvider, Latents, SessionState
+from chatface.plugins.diffae import fast
 from chatface.plugins.diffae.backend import DiffAEBackend
 from chatface.plugins.diffae.config import PRESETS
 from chatface.plugins.diffae.model import DiffAEModel
@@ -85,7 +86,8 @@ class RandomFFHQ256:
     def load(config: Config) -> Backend:
         torch.manual_seed(0)
         model = DiffAEModel(PRESETS["ffhq256_autoenc"])
-        return DiffAEBackend(model, device=config["engine.device"])
+        device = resolve_device(config["engine.device"])
+        return DiffAEBackend(model, device=device, fast=fast.from_config(config, device))
 
 
 @dataclass

@@ -49,7 +49,15 @@ def test_text_direction_is_a_unit_vector_averaged_over_templates() -> None:
         load_clip_model("no-such-clip")
 
 
-def test_no_edit_costs_only_the_clip_term_and_gradients_reach_z_edit(engine) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_no_edit_costs_only_the_clip_term_and_gradients_reach_z_edit(
+    engine, monkeypatch, precision
+) -> None:
+    # With a fast path configured, the unedited reference still renders the way the
+    # edits do (exact fp32, gradients on), or the L1 term would be bf16 noise.
+    monkeypatch.setenv("CHATFACE_RENDER_PRECISION", precision)
+    monkeypatch.setenv("CHATFACE_RENDER_EXACT_STEPS", "0")  # loss renders are 2 steps
+    engine = Engine(load_config())
     objective = Objective.from_config(engine)
     lat = latents(engine)
     direction = objective.clip.text_direction("a face", "a face with a mohawk")

@@ -16,11 +16,26 @@ from typing import TYPE_CHECKING
 from chatface import hookimpl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chatface.config import Config
     from chatface.engine.hookspecs import BackendFactory
     from chatface.engine.types import Backend, WeightsSpec
+    from chatface.plugins.diffae.model import DiffAEModel
 
 BACKEND_NAME = "diffae"
+
+
+def installed_network(name: str, config: Config) -> tuple[DiffAEModel, Path]:
+    """The DiffAE network of the installed weights ``name``, and their folder."""
+    from chatface.engine import weights
+    from chatface.plugins.diffae.config import DiffAEConfig
+    from chatface.plugins.diffae.model import load_model
+    from chatface.plugins.diffae.weights import CONFIG_FILE, MODEL_FILE
+
+    folder = weights.require(name, config)
+    network = DiffAEConfig.from_json_file(folder / CONFIG_FILE)
+    return load_model(folder / MODEL_FILE, network), folder
 
 
 def load_backend(config: Config) -> Backend:
@@ -31,13 +46,9 @@ def load_backend(config: Config) -> Backend:
     from chatface.engine.devices import resolve_device
     from chatface.plugins.diffae import fast
     from chatface.plugins.diffae.backend import DiffAEBackend, LatentStats
-    from chatface.plugins.diffae.config import DiffAEConfig
-    from chatface.plugins.diffae.model import load_model
-    from chatface.plugins.diffae.weights import CONFIG_FILE, MODEL_FILE, STATS_FILE
+    from chatface.plugins.diffae.weights import MODEL_FILE, STATS_FILE
 
-    folder = weights.require(config["engine.weights"], config)
-    network = DiffAEConfig.from_json_file(folder / CONFIG_FILE)
-    model = load_model(folder / MODEL_FILE, network)
+    model, folder = installed_network(config["engine.weights"], config)
     stats_file = folder / STATS_FILE
     stats = LatentStats.from_mapping(load_file(str(stats_file))) if stats_file.is_file() else None
     sha256 = weights.get_info(config["engine.weights"], config).files.get(MODEL_FILE, "")

@@ -126,7 +126,7 @@ class DiffAEBackend:
             networks = self.step_networks()
             # Inversion stays in float32: every later edit of the face starts from x_T.
             exact = None if networks is None else (lambda i: networks[0])
-            return invert_ddim(self.model, images, z_sem, steps, progress, exact)
+            return invert_ddim(self.model, images, z_sem, steps, progress, networks=exact)
 
     def encode(self, images: torch.Tensor, steps: int, progress: Progress | None = None) -> Latents:
         """Both codes of aligned faces: what a chat session stores once per photo."""

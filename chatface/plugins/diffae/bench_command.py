@@ -87,24 +87,19 @@ def bench(
 
 
 def _model(config: Any, weights: str | None) -> tuple[Any, str]:
-    from chatface.engine import weights as installed
+    """The network to measure and its name: installed weights, or random ones."""
     from chatface.errors import WeightsMissingError
     from chatface.plugins.diffae import bench as measure
-    from chatface.plugins.diffae.config import DiffAEConfig
-    from chatface.plugins.diffae.model import load_model
-    from chatface.plugins.diffae.weights import CONFIG_FILE, MODEL_FILE
+    from chatface.plugins.diffae import installed_network
 
-    random = measure.random_model, "random ffhq256_autoenc layout"
-    if weights == "random":
-        return random[0](), random[1]
-    name = weights or config["engine.weights"]
-    try:
-        folder = installed.require(name, config)
-    except WeightsMissingError:
-        if weights is not None:
-            raise
-        return random[0](), random[1]
-    return load_model(folder / MODEL_FILE, DiffAEConfig.from_json_file(folder / CONFIG_FILE)), name
+    if weights != "random":
+        name = weights or config["engine.weights"]
+        try:
+            return installed_network(name, config)[0], name
+        except WeightsMissingError:
+            if weights is not None:
+                raise
+    return measure.random_model(), "random ffhq256_autoenc layout"
 
 
 def _face(model: Any) -> Any:

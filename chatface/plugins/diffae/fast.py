@@ -10,9 +10,9 @@ A render's network calls are what a chat edit costs. ``FastPath`` says how they 
   most: step one predicts x0 = (x - sqrt(1 - a) eps) / sqrt(a) with sqrt(a) ~ 0.02, so an
   error in eps reaches the image some 50 times larger (docs/performance.md has the
   measurements behind the default).
-- ``compile``: ``torch.compile`` both copies; on CUDA in "reduce-overhead" mode, which
-  replays CUDA graphs, with batches padded to a few static sizes so each size is
-  captured once.
+- ``compile``: ``torch.compile`` both networks, with batches padded to a few static
+  sizes so each size compiles once; on CUDA in "reduce-overhead" mode, which replays CUDA
+  graphs. Compiled fp32 is still fp32, though not bit for bit the eager order of sums.
 
 Renders that need gradients (training mapping networks, zero-shot learning) always take
 the exact path.
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE = ("auto", "on", "off")
-# Batch sizes a compiled network sees on CUDA: other sizes are padded up to the next one,
-# so at most this many CUDA graphs are captured per network.
+# Batch sizes a compiled network sees: other sizes are padded up to the next one, so it is
+# compiled (and on CUDA a graph captured) for at most these few shapes.
 STATIC_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 
 Network = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
@@ -83,7 +83,9 @@ def resolve(
         raise ConfigError(f"render.exact_steps must be 0 or more; got {exact_steps!r}.")
     if precision == "auto":
         if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            with torch.cuda.device(device):  # bf16 tensor cores, not emulation
+                native = torch.cuda.is_bf16_supported(including_emulation=False)
+            precision = "bf16" if native else "fp16"
         elif device.type == "cpu" and cpu_has_bf16():
             precision = "bf16"
         else:
@@ -100,11 +102,13 @@ def from_config(config: Config, device: torch.device) -> FastPath:
 
 @functools.cache
 def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here (AVX-512 BF16 or AMX), i.e. faster than fp32."""
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), i.e. faster than
+    fp32; other AVX-512 CPUs only emulate it."""
     import torch
 
-    mkldnn = torch.backends.mkldnn
-    return bool(mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if not torch.backends.mkldnn.is_available():
+        return False
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def dtype_of(precision: str) -> torch.dtype:
@@ -153,8 +157,10 @@ def network(model: torch.nn.Module, precision: str, compile: bool) -> Network:
     device = next(model.parameters()).device
     run: Any = model
     if compile:
-        mode = "reduce-overhead" if device.type == "cuda" else None
-        run = torch.compile(model, mode=mode, dynamic=False)
+        if device.type == "cuda":  # CUDA graphs
+            run = torch.compile(model, mode="reduce-overhead", dynamic=False)
+        else:  # the weights never change: inductor folds them in as constants
+            run = torch.compile(model, dynamic=False, options={"freezing": True})
     if precision == "fp32":
         if not compile:
             return model
@@ -178,13 +184,13 @@ def network(model: torch.nn.Module, precision: str, compile: bool) -> Network:
 def _padded(
     run: Network, x: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
-    """Run a compiled network on CUDA with the batch padded to a static size (a captured
-    graph per size); results for the real rows only. Other devices run as they are."""
+    """Run a compiled network with the batch padded to a static size, so it compiles (and
+    on CUDA captures a graph) once per size; results for the real rows only."""
     import torch
 
     batch = x.shape[0]
     size = next((s for s in STATIC_BATCHES if s >= batch), batch)
-    if device.type != "cuda" or size == batch:
+    if size == batch:
         out = run(x, t, z_sem)
     else:
         pad = size - batch

@@ -176,13 +176,13 @@ class AttentionBlock(nn.Module):
         flat = x.reshape(b, c, length)
         qkv = self.qkv(self.norm(flat))
         head_ch = c // self.num_heads
-        q, k, v = qkv.reshape(b * self.num_heads, 3 * head_ch, length).split(head_ch, dim=1)
         if self.fused:
-            attended = F.scaled_dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-            )
-            attended = attended.transpose(1, 2).reshape(b, c, length)
-            return (flat + self.proj_out(attended)).reshape(b, c, height, width)
+            # [B*heads, length, channels] with channels contiguous, as fused kernels need.
+            rows = qkv.reshape(b * self.num_heads, 3 * head_ch, length).transpose(1, 2)
+            q, k, v = rows.contiguous().split(head_ch, dim=2)
+            attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+            return (flat + self.proj_out(attended.reshape(b, c, length))).reshape(x.shape)
+        q, k, v = qkv.reshape(b * self.num_heads, 3 * head_ch, length).split(head_ch, dim=1)
         scale = head_ch**-0.25
         weights = torch.einsum("bct,bcs->bts", q * scale, k * scale)
         weights = torch.softmax(weights.float(), dim=-1).to(weights.dtype)

@@ -106,8 +106,8 @@ def _upload(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     making the host wait."""
     device = next(model.parameters()).device
     if device.type == "cuda" and x.device.type == "cpu":
-        x = x.pin_memory()
-    return x.to(device=device, non_blocking=True)
+        return x.pin_memory().to(device=device, non_blocking=True)
+    return x.to(device=device)
 
 
 def render(
@@ -139,6 +139,7 @@ def invert_ddim(
     z_sem: torch.Tensor,
     steps: int,
     progress: Progress | None = None,
+    *,
     networks: Callable[[int], Network] | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM run upwards: images ``x0`` in [-1, 1] -> noise codes ``x_T``.

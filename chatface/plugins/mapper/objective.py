@@ -215,12 +215,17 @@ class Objective:
             return model.predict_x0(latents, z_edit, self.steps)
         return model.render(latents, self.schedule(z_edit, latents.z_sem), self.steps)
 
-    @torch.no_grad()
     def reference(self, latents: Latents) -> Reference:
         """The unedited faces, rendered as :meth:`render` renders edits, and their CLIP
-        and identity embeddings: what every loss of the same faces compares with."""
-        images = self.render(latents, latents.z_sem)
-        return Reference(images, self.clip.encode_images(images), self.identity.embed(images))
+        and identity embeddings: what every loss of the same faces compares with.
+
+        Rendered in grad mode like the edits, so the backend takes the same (exact fp32)
+        path for both; nothing here requires gradients, so no graph is kept."""
+        with torch.enable_grad():
+            images = self.render(latents, latents.z_sem.detach())
+        with torch.no_grad():
+            clip, identity = self.clip.encode_images(images), self.identity.embed(images)
+        return Reference(images.detach(), clip, identity)
 
     def __call__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -107,9 +108,19 @@ def test_auto_picks_bf16_where_the_hardware_has_it(monkeypatch) -> None:
     assert resolve(cpu) == FastPath("bf16", EXACT_STEPS, compile=False)
     monkeypatch.setattr(fast, "cpu_has_bf16", lambda: False)
     assert resolve(cpu) == FastPath()  # fp32 has no exact steps to keep
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    native: list[bool] = []
+
+    def bf16(including_emulation: bool = True) -> bool:
+        native.append(not including_emulation)
+        return including_emulation  # this GPU only emulates bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16)
+    assert resolve(cuda) == FastPath("fp16", EXACT_STEPS, compile=True)
+    assert native == [True]  # asked for native bf16, not emulation
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **k: True)
     assert resolve(cuda) == FastPath("bf16", EXACT_STEPS, compile=True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **k: False)
     assert resolve(cuda, exact_steps=1) == FastPath("fp16", 1, compile=True)
     assert resolve(cuda, "fp32", compile="off") == FastPath()
     assert resolve(cpu, "bf16", 0, "on") == FastPath("bf16", 0, compile=True)
@@ -124,7 +135,7 @@ def test_bad_settings_are_config_errors(args) -> None:
         resolve(torch.device("cpu"), **args)
 
 
-def test_compiled_networks_on_cuda_see_static_batch_sizes() -> None:
+def test_compiled_networks_see_static_batch_sizes() -> None:
     seen = []
 
     def network(x, t, z):
@@ -132,11 +143,36 @@ def test_compiled_networks_on_cuda_see_static_batch_sizes() -> None:
         return x * 2
 
     x, t, z = torch.randn(3, 3, 4, 4), torch.zeros(3, dtype=torch.long), torch.randn(3, 5)
-    out = fast._padded(network, x, t, z, torch.device("cuda"))
-    assert seen == [(4, 4, 4)]  # 3 padded up to 4
-    assert torch.equal(out, x * 2)
-    fast._padded(network, x, t, z, torch.device("cpu"))
-    assert seen[-1] == (3, 3, 3)  # elsewhere shapes stay as they are
+    for device in ("cpu", "cuda"):
+        out = fast._padded(network, x, t, z, torch.device(device))
+        assert seen.pop() == (4, 4, 4)  # 3 padded up to 4
+        assert torch.equal(out, x * 2)
+    fast._padded(network, x[:2], t[:2], z[:2], torch.device("cpu"))
+    assert seen.pop() == (2, 2, 2)  # a static size as it is
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compiled_networks_render_like_eager_ones(monkeypatch, official, precision) -> None:
+    """The compile wiring on a CPU: compiled with frozen weights, batches padded, the same
+    eps as eager (torch.compile itself is stood in for: compiling takes minutes here)."""
+    compiled = []
+
+    def compile_(model, **options):
+        compiled.append(options)
+        return model
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    model = official.model
+    if precision != "fp32":
+        model = fast.reduced_copy(model, precision)
+    x, z = official.io["xt"][:1].repeat(3, 1, 1, 1), official.io["z_sem"][:1].repeat(3, 1)
+    t = torch.full((3,), 500)
+    with torch.no_grad():
+        eager = fast.network(model, precision, compile=False)(x, t, z)
+        padded = fast.network(model, precision, compile=True)(x, t, z)
+    assert compiled == [{"dynamic": False, "options": {"freezing": True}}]
+    assert padded.dtype == torch.float32 and padded.shape == eager.shape
+    assert (padded - eager).abs().max().item() < 0.05  # bf16 rounds per batch size
 
 
 def test_bench_measures_both_paths_on_a_small_network(official) -> None:
@@ -145,7 +181,9 @@ def test_bench_measures_both_paths_on_a_small_network(official) -> None:
     results = bench.run(official.model, FastPath("bf16", 1), torch.device("cpu"), plan, face)
     assert results["ratio"] == results["fast"]["render_s"] / results["baseline"]["render_s"]
     assert results["fast"]["psnr_db"] > 20
-    assert results["encode"]["seconds_at_default_steps"] == 2 * results["encode"]["seconds"]
+    encode = results["encode"]
+    assert encode["seconds"] == encode["semantic_s"] + encode["inversion_s"]
+    assert encode["seconds_at_default_steps"] == encode["semantic_s"] + 2 * encode["inversion_s"]
     assert [row["batch"] for row in results["throughput"]] == [1, 2]
     assert all(row["renders_per_s"] > 0 for row in results["throughput"])
     assert results["peak_memory_mib"] == results["throughput"][0]["peak_memory_mib"] > 0
