@@ -33,7 +33,13 @@ def pixels(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("edit") / "smile.png"
-    result = invoke("edit", PHOTO, "--set", "smile=0.8", "--set", "glasses=0.5", "-o", out, *FAST)
+    # Made before any test's isolated environment exists: set up the same one here.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CHATFACE_HOME", str(tmp_path_factory.mktemp("home")))
+        env.setenv("CHATFACE_LOAD_PLUGINS", "")
+        env.setenv("CHATFACE_RENDER_PRECISION", "fp32")
+        args = ("edit", PHOTO, "--set", "smile=0.8", "--set", "glasses=0.5", "-o", out, *FAST)
+        result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "random weights" in result.output  # the tiny backend is never silent about it
     return out
