@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from chatface.bots.jobs import PROGRESS_INTERVAL_S
+from chatface.bots.photo_jobs import PROGRESS_INTERVAL_S
 from chatface.engine.queue import forward_progress
 from chatface.engine.types import EditOp, EditPlan, LearnRequest, Progress
 from chatface.engine.zero_shot import TextLearner, find_learner, forget_faces, offer_reply

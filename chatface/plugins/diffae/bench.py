@@ -45,6 +45,7 @@ class Plan:
     encode_default: int = 250  # the render.encode_steps setting
     batches: tuple[int, ...] = (1, 8, 32)  # renders/s measured at these batch sizes
     repeats: int = 3
+    curve: tuple[int, ...] = ()  # inversion step counts of the reconstruction curve
 
 
 def random_model(size: int = 256, seed: int = 0) -> DiffAEModel:
@@ -175,9 +176,36 @@ def run(
     results["ratio"] = render_s["fast"] / render_s["baseline"]
     results["step_ratio"] = step["fast"] / step["baseline"]
     results["throughput"] = _throughput(tuned, latents, z_edit, plan, timer, report)
+    if plan.curve:
+        curve = reconstruction_curve(tuned, face.to(device), plan, timer, report)
+        results["reconstruction"] = curve
     first = results["throughput"][0]
     results["peak_memory_mib"] = first["peak_memory_mib"] if first["batch"] == 1 else None
     return results
+
+
+def reconstruction_curve(
+    backend: DiffAEBackend, face: torch.Tensor, plan: Plan, timer: _Timer, report: Report
+) -> list[dict[str, float | None]]:
+    """For each inversion step count: the encode time and how well a chat render of the
+    unedited latents (``plan.steps`` steps, the fast path) reproduces the face: PSNR
+    against the aligned input. With trained weights this is the curve to choose
+    ``render.encode_steps`` from; random weights reproduce nothing."""
+    rows: list[dict[str, float | None]] = []
+    with torch.no_grad():
+        z_sem = backend.semantic_encode(face)
+        for steps in plan.curve:
+            report(f"reconstruction with {steps} inversion steps")
+            started = timer.now()
+            x_T = backend.stochastic_encode(face, z_sem, steps)
+            seconds = timer.now() - started
+            image = backend.render(Latents(z_sem, x_T), None, plan.steps)
+            accuracy = psnr(image, face)
+            rows.append({
+                "encode_steps": steps, "inversion_s": seconds,
+                "psnr_db": None if math.isinf(accuracy) else accuracy,
+            })  # fmt: skip
+    return rows
 
 
 def _throughput(

@@ -36,6 +36,13 @@ def bench(
         help="Installed DiffAE weights to measure, or 'random' for the ffhq256_autoenc "
         "layout with random weights (default: engine.weights when installed, else random).",
     ),
+    curve: str = typer.Option(
+        "",
+        "--encode-curve",
+        help="Comma-separated inversion step counts (e.g. 10,25,50,100,250): also measure "
+        "how well each reconstructs the face, to choose render.encode_steps (needs trained "
+        "weights to mean anything).",
+    ),
     out: Path = typer.Option(
         Path("bench/results"), "--out", help="Folder the JSON results are saved in."
     ),
@@ -63,6 +70,13 @@ def bench(
     model, label = _model(config, weights)
     model = model.to(where)
     encode_default = int(config["render.encode_steps"])
+    try:
+        curve_steps = tuple(int(part) for part in curve.split(",") if part.strip())
+    except ValueError:
+        message = f"--encode-curve takes step counts like 10,50,250; got {curve!r}."
+        raise ConfigError(message) from None
+    if any(steps < 1 for steps in curve_steps):
+        raise ConfigError(f"--encode-curve takes positive step counts; got {curve!r}.")
     gpu = where.type == "cuda"
     plan = measure.Plan(
         steps=int(config["render.steps"]),
@@ -70,12 +84,13 @@ def bench(
         encode_default=encode_default,
         batches=(1,) if quick and not gpu else (1, 8, 32),
         repeats=(3 if gpu else 1) if quick else 3,
+        curve=curve_steps,
     )
     results: dict[str, Any] = {"ratio": None, "quick": quick, "weights": label}
     results["machine"] = measure.machine(where)
-    results.update(
-        measure.run(model, fast.from_config(config, where), where, plan, _face(model), _report)
-    )
+    face, detect_align_s = _face(model)
+    results.update(measure.run(model, fast.from_config(config, where), where, plan, face, _report))
+    results["encode"]["detect_align_s"] = detect_align_s
     path = measure.result_path(out, where, quick)
     text = json.dumps(results, indent=2)
     atomic_write(path, (text + "\n").encode())
@@ -102,15 +117,19 @@ def _model(config: Any, weights: str | None) -> tuple[Any, str]:
     return measure.random_model(), "random ffhq256_autoenc layout"
 
 
-def _face(model: Any) -> Any:
-    """The example photo's aligned face at the model's size, as a [1, 3, S, S] tensor."""
+def _face(model: Any) -> tuple[Any, float]:
+    """The example photo's aligned face at the model's size ([1, 3, S, S]), and the
+    seconds that finding and aligning it took (the detector loaded first)."""
+    import time
     from importlib import resources
 
     from chatface.engine import faces
 
     photo = Path(str(resources.files("chatface") / "data" / "example_face.jpg"))
+    faces.prepare_face(photo, model.config.image_size)  # loads the detector
+    started = time.perf_counter()
     prepared = faces.prepare_face(photo, model.config.image_size)
-    return faces.to_tensor(prepared.aligned.image)
+    return faces.to_tensor(prepared.aligned.image), time.perf_counter() - started
 
 
 def _report(line: str) -> None:
@@ -138,9 +157,15 @@ def _summary(results: dict[str, Any]) -> None:
         )
     encode = results["encode"]
     lines.append(
-        f"encode ({encode['steps']} inversion steps): {encode['seconds']:.2f} s; at "
+        f"new photo: detect and align {encode['detect_align_s']:.2f} s, encode "
+        f"({encode['steps']} inversion steps) {encode['seconds']:.2f} s; at "
         f"{encode['default_steps']} steps about {encode['seconds_at_default_steps']:.1f} s"
     )
+    for row in results.get("reconstruction", []):
+        lines.append(
+            f"{row['encode_steps']} inversion steps: {row['inversion_s']:.2f} s, "
+            f"reconstruction {_db(row['psnr_db'])}"
+        )
     print("\n".join(lines))
 
 

@@ -177,7 +177,9 @@ def test_compiled_networks_render_like_eager_ones(monkeypatch, official, precisi
 
 def test_bench_measures_both_paths_on_a_small_network(official) -> None:
     face = official.io["x0"][:1]
-    plan = bench.Plan(steps=2, encode_steps=2, encode_default=4, batches=(1, 2), repeats=1)
+    plan = bench.Plan(
+        steps=2, encode_steps=2, encode_default=4, batches=(1, 2), repeats=1, curve=(1, 3)
+    )
     results = bench.run(official.model, FastPath("bf16", 1), torch.device("cpu"), plan, face)
     assert results["ratio"] == results["fast"]["render_s"] / results["baseline"]["render_s"]
     assert results["fast"]["psnr_db"] > 20
@@ -187,6 +189,9 @@ def test_bench_measures_both_paths_on_a_small_network(official) -> None:
     assert [row["batch"] for row in results["throughput"]] == [1, 2]
     assert all(row["renders_per_s"] > 0 for row in results["throughput"])
     assert results["peak_memory_mib"] == results["throughput"][0]["peak_memory_mib"] > 0
+    curve = results["reconstruction"]
+    assert [row["encode_steps"] for row in curve] == [1, 3]
+    assert all(row["inversion_s"] > 0 and row["psnr_db"] > 0 for row in curve)
     json.dumps(results, allow_nan=False)  # plain JSON
 
 
@@ -208,6 +213,8 @@ def test_chatface_bench_quick_json_reports_the_ratio(monkeypatch, tmp_path, offi
     assert results["machine"]["device"] == "cpu"
     assert results["fast_path"] == "bf16, channels_last, first 2 steps fp32"
     assert results["encode"]["steps"] == 4  # quick: at most 10 inversion steps
+    assert results["encode"]["detect_align_s"] > 0
+    assert "reconstruction" not in results  # only with --encode-curve
     assert [row["batch"] for row in results["throughput"]] == [1]  # quick on a CPU
     [saved] = out.glob("*-cpu-quick.json")
     assert json.loads(saved.read_text()) == results
