@@ -108,7 +108,8 @@ def cpu_has_bf16() -> bool:
 
     if not torch.backends.mkldnn.is_available():
         return False
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: may go
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def dtype_of(precision: str) -> torch.dtype:
