@@ -155,6 +155,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Retries of a failed Anthropic API request (HTTP 408, 409, 429, 5xx, connection "
             "errors), after the server's Retry-After or a backoff, within planner.timeout_s."),
     Setting("planner", "max_tokens", 512, "Max output tokens of one planner call."),
+    Setting("queue", "kind", "local",
+            "Where renders run: 'local' (a model thread in this process) or 'ray' (replicas "
+            "on a Ray cluster, see queue.ray_address)."),
+    Setting("queue", "ray_address", "",
+            "With queue.kind 'ray': the Ray cluster to join, e.g. ray://head:10001 or auto. "
+            "Empty: start Ray on this machine."),
+    Setting("queue", "ray_replicas", 1,
+            "With queue.kind 'ray': render replicas (each loads the backend once)."),
+    Setting("queue", "ray_gpus", 0.0,
+            "With queue.kind 'ray': GPUs per replica (0: CPU replicas)."),
     Setting("queue", "max_pending", 64,
             "Renders waiting at most; further requests are refused with a 'busy' reply."),
     Setting("queue", "max_batch", 8, "Renders batched into one model call at most."),

@@ -371,11 +371,11 @@ async def run_bot(
 ) -> None:
     """Serve Discord until SIGINT or SIGTERM; then close the client (it lets what runs
     finish, see :meth:`DiscordBot.close`), the queue and the store."""
-    from chatface.engine.queue import LocalRenderQueue
+    from chatface.engine.queue import make_queue
     from chatface.storage import Store
 
     store = Store.from_config(engine.config)
-    queue = LocalRenderQueue.from_engine(engine)
+    queue = await make_queue(engine)
     core = ConversationCore(engine, store, queue, "discord", backend)
     bot = DiscordBot(core, channels=channels, base_url=base_url,
                      max_bytes=engine.config["photos.max_bytes"], announce=announce)  # fmt: skip

@@ -402,14 +402,14 @@ def run(
     finish (for up to ``STOP_TIMEOUT_S``), and close the render queue and the store."""
 
     async def serve() -> None:
-        from chatface.engine.queue import LocalRenderQueue
+        from chatface.engine.queue import make_queue
         from chatface.storage import Store
 
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         store = Store.from_config(engine.config)
-        queue = LocalRenderQueue.from_engine(engine)
+        queue = await make_queue(engine)
         try:
             core = ConversationCore(engine, store, queue, PLATFORM, backend=backend)
             urls = {"base_url": base_url, "base_file_url": base_file_url}

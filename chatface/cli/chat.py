@@ -77,11 +77,11 @@ async def _session(
 ) -> None:
     """The chat loop, on the same async core as the bots (input read off the loop)."""
     from chatface.bots.conversation import COMMANDS, ConversationCore
-    from chatface.engine.queue import LocalRenderQueue
+    from chatface.engine.queue import make_queue
 
     command_names = {c.name for c in COMMANDS}
 
-    queue = LocalRenderQueue.from_engine(engine)
+    queue = await make_queue(engine)
     try:
         core = ConversationCore(engine, store, queue, platform="cli", backend=backend)
         reply = await core.add_face(user, chat_id, *first)

@@ -110,9 +110,9 @@ async def _edit_and_undo(
 ) -> tuple[Reply, Reply]:
     """The demo's two turns, on the same async core and render queue as the bots."""
     from chatface.bots.conversation import ConversationCore
-    from chatface.engine.queue import LocalRenderQueue
+    from chatface.engine.queue import make_queue
 
-    queue = LocalRenderQueue.from_engine(engine)
+    queue = await make_queue(engine)
     try:
         core = ConversationCore(engine, store, queue, "cli", backend=backend)
         # Stored as your own session, so `chatface history` right after shows it.

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from chatface.errors import ChatFaceError
+from chatface.errors import ChatFaceError, ConfigError
 
 if TYPE_CHECKING:
     from chatface.engine.batch import RenderRequest, RenderResult
@@ -147,11 +147,14 @@ class LocalRenderQueue:
         self._worker = self._loop.create_task(self._run(), name="chatface-render-queue")
 
     @classmethod
-    def from_engine(cls, engine: Engine) -> LocalRenderQueue:
-        """A queue over ``engine.render_batch`` with the ``queue.*`` settings."""
+    def from_engine(
+        cls, engine: Engine, render_batch: BatchRenderer | None = None
+    ) -> LocalRenderQueue:
+        """A queue over ``render_batch`` (default ``engine.render_batch``) with the
+        ``queue.*`` settings."""
         config = engine.config
         return cls(
-            engine.render_batch,
+            render_batch or engine.render_batch,
             max_pending=config["queue.max_pending"],
             max_batch=config["queue.max_batch"],
             per_user_pending=config["queue.per_user_pending"],
@@ -313,6 +316,22 @@ class LocalRenderQueue:
         """A callback for the model thread that forwards to each job on the event loop."""
         callbacks = [job.progress for job in batch if job.progress is not None]
         return forward_progress(self._loop, callbacks, self.progress_interval_s)
+
+
+async def make_queue(engine: Engine) -> RenderQueue:
+    """The render queue the ``queue.kind`` setting names: ``local`` (renders on this
+    process's model thread) or ``ray`` (on Ray Serve replicas,
+    :mod:`chatface.engine.ray_serve`). Call it inside a running event loop."""
+    kind = engine.config["queue.kind"]
+    if kind == "local":
+        return LocalRenderQueue.from_engine(engine)
+    if kind == "ray":
+        from chatface.engine import ray_serve
+
+        handle = await asyncio.to_thread(ray_serve.deploy, engine)
+        renderer = ray_serve.batch_renderer(handle)
+        return LocalRenderQueue.from_engine(engine, render_batch=renderer)
+    raise ConfigError(f"queue.kind must be 'local' or 'ray'; got {kind!r}.")
 
 
 def forward_progress(

@@ -7,19 +7,31 @@ reach it through ``@serve.batch``: requests arriving within ``batch_wait_s`` of 
 other, up to ``max_batch``, go through one ``Engine.render_batch`` call. Requests carry
 the face's latents as safetensors bytes, so any replica can render any request.
 
-This is the render side of a Ray render queue (issue 13); the queue in front of it
-(fairness, replacement, progress, faults) is to come.
+With ``queue.kind = "ray"``, ``make_queue`` (:mod:`chatface.engine.queue`) puts the
+local queue's scheduling (bounded, fair across users, a newer edit replacing a waiting
+one, batching windows) in front of the deployment: each batch the front takes goes to
+the replicas request by request, where ``@serve.batch`` groups them again per replica. A
+request whose replica fails is sent once more. Other model work (encoding a new photo)
+runs in this process, on the front's model thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
     from chatface.engine.batch import RenderRequest, RenderResult
+    from chatface.engine.editor import Engine
+    from chatface.engine.types import Progress
+
+logger = logging.getLogger(__name__)
+DEPLOYMENT = "chatface-render"
 
 
 def settings_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -62,3 +74,57 @@ def renderer(
             return await self.render(request)
 
     return Renderer
+
+
+def deploy(engine: Engine) -> Any:
+    """Join (or start) the Ray cluster of ``queue.ray_address`` and run the render
+    deployment there with the ``queue.*`` settings; returns its handle."""
+    import ray
+    from ray import serve
+
+    config = engine.config
+    address = config["queue.ray_address"] or "local"
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ChatFaceError(
+                f"Cannot reach the Ray cluster at {address!r} (queue.ray_address): {exc}. "
+                "Start it (ray start --head) or set queue.kind = 'local'."
+            ) from exc
+    deployment = renderer(
+        num_replicas=int(config["queue.ray_replicas"]),
+        num_gpus=float(config["queue.ray_gpus"]),
+        num_cpus=0 if float(config["queue.ray_gpus"]) else 1,
+        max_batch=int(config["queue.max_batch"]),
+        batch_wait_s=config["queue.batch_window_ms"] / 1000,
+    )
+    return serve.run(deployment.bind(settings_environ()), name=DEPLOYMENT, route_prefix=None)
+
+
+def batch_renderer(handle: Any) -> Any:
+    """A ``BatchRenderer`` for the local queue's model thread: the batch's requests go to
+    the replicas together and are awaited in order. A request whose replica died is sent
+    once more; an error the render itself raised (a bad request) is raised as it is."""
+    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+
+    def result(response: Any) -> RenderResult:
+        try:
+            return response.result()
+        except RayTaskError as exc:
+            raise exc.cause if isinstance(exc.cause, Exception) else exc from None
+
+    def render(requests: Sequence[RenderRequest], progress: Progress) -> list[RenderResult]:
+        responses = [handle.remote(request) for request in requests]
+        results = []
+        for request, response in zip(requests, responses, strict=True):
+            try:
+                results.append(result(response))
+            except (RayActorError, ActorUnavailableError) as exc:
+                logger.warning("render %s: its replica died (%s); sending it again",
+                               request.job_id, type(exc).__name__)  # fmt: skip
+                results.append(result(handle.remote(request)))
+            progress(len(results), len(requests))
+        return results
+
+    return render
