@@ -86,12 +86,18 @@ def deploy(engine: Engine) -> Any:
     address = config["queue.ray_address"] or "local"
     if not ray.is_initialized():
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,  # no start-up chatter in a chat
+            )
         except (ConnectionError, RuntimeError) as exc:
             raise ChatFaceError(
                 f"Cannot reach the Ray cluster at {address!r} (queue.ray_address): {exc}. "
                 "Start it (ray start --head) or set queue.kind = 'local'."
             ) from exc
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     deployment = renderer(
         num_replicas=int(config["queue.ray_replicas"]),
         num_gpus=float(config["queue.ray_gpus"]),
