@@ -19,22 +19,28 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """CHATFACE_HOME in a temp dir, no CHATFACE_* settings or keys, no installed plugins."""
+    home = tmp_path / "home"
+    isolate(monkeypatch, home)
+    return home
+
+
+def isolate(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """The isolated environment of every test, set with ``patch``; module-scoped fixtures,
+    made before any test's, call it in their own ``pytest.MonkeyPatch.context()``."""
     for name in list(os.environ):
         if name.startswith("CHATFACE_") or name in KNOWN_ENV.values():
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CHATFACE_HOME", str(home))
+            patch.delenv(name)
+    patch.setenv("CHATFACE_HOME", str(home))
     # Tests never load installed third-party plugins unless they ask to.
-    monkeypatch.setenv("CHATFACE_LOAD_PLUGINS", "")
+    patch.setenv("CHATFACE_LOAD_PLUGINS", "")
     # Renders take the exact fp32 path, so results are the same on every CPU (whether it
     # has bf16 or not); tests of the fast path set render.precision themselves.
-    monkeypatch.setenv("CHATFACE_RENDER_PRECISION", "fp32")
+    patch.setenv("CHATFACE_RENDER_PRECISION", "fp32")
     # Tests never download: the Hub points at a closed port unless a test starts a fake
     # one, and Google Drive (gdown) cannot be reached.
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("gdown.download_folder", _no_google_drive)
-    return home
+    patch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    patch.delenv("HF_HUB_OFFLINE", raising=False)
+    patch.setattr("gdown.download_folder", _no_google_drive)
 
 
 def _no_google_drive(**kwargs: object) -> list[str]:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from chatface.cli.main import app
 from chatface.engine.weights import import_command
 from chatface.errors import ChatFaceError, NotAnImageError, PlanError, WeightsMissingError
+from tests.conftest import isolate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "faces"
 PHOTO = DATA / "obama.jpg"
@@ -35,9 +36,7 @@ def edited(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("edit") / "smile.png"
     # Made before any test's isolated environment exists: set up the same one here.
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("CHATFACE_HOME", str(tmp_path_factory.mktemp("home")))
-        env.setenv("CHATFACE_LOAD_PLUGINS", "")
-        env.setenv("CHATFACE_RENDER_PRECISION", "fp32")
+        isolate(env, tmp_path_factory.mktemp("home"))
         args = ("edit", PHOTO, "--set", "smile=0.8", "--set", "glasses=0.5", "-o", out, *FAST)
         result = invoke(*args)
     assert result.exit_code == 0, result.output

@@ -22,6 +22,7 @@ from chatface.plugins.celeba_directions import ALPHA_MAX, CELEBA_ATTRIBUTES, Cel
 from chatface.plugins.mapper import evaluate
 from chatface.plugins.mapper.evaluate import EvalFaces
 from chatface.plugins.mapper.evaluate_sheet import LABEL_PX, MIN_CELL
+from tests.conftest import isolate
 from tests.plugins.mapper_fixtures import write_mapper
 
 FACES = Path(__file__).resolve().parent.parent / "data" / "faces"
@@ -54,9 +55,9 @@ def photos(tmp_path: Path) -> Path:
 def opened(tmp_path_factory: pytest.TempPathFactory) -> EvalFaces:
     """The two faces, opened once for the tests that call the evaluation directly."""
     with pytest.MonkeyPatch.context() as patch:
+        isolate(patch, tmp_path_factory.mktemp("home"))  # made before any test's
         for name, value in TINY.items():
             patch.setenv(f"CHATFACE_{name}", value)
-        patch.setenv("CHATFACE_HOME", str(tmp_path_factory.mktemp("home")))
         engine = Engine(load_config(), make_plugin_manager(load_installed=False))
         folder = tmp_path_factory.mktemp("photos")
         for name in ("obama.jpg", "grace_hopper.jpg"):
