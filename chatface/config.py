@@ -162,9 +162,24 @@ SETTINGS: tuple[Setting, ...] = (
             "With queue.kind 'ray': the Ray cluster to join, e.g. ray://head:10001 or auto. "
             "Empty: start Ray on this machine."),
     Setting("queue", "ray_replicas", 1,
-            "With queue.kind 'ray': render replicas (each loads the backend once)."),
+            "With queue.kind 'ray': render replicas (each loads the backend once); the "
+            "fewest when autoscaling (queue.ray_max_replicas)."),
+    Setting("queue", "ray_max_replicas", 0,
+            "With queue.kind 'ray': more than queue.ray_replicas: Ray Serve adds replicas up "
+            "to this many while renders wait (a full batch per replica), and removes them "
+            "when idle. 0: always queue.ray_replicas."),
     Setting("queue", "ray_gpus", 0.0,
             "With queue.kind 'ray': GPUs per replica (0: CPU replicas)."),
+    Setting("queue", "ray_faces", 128,
+            "With queue.kind 'ray': faces whose latents stay in Ray's object store, so a "
+            "face's renders send them to the cluster once, not with every render."),
+    Setting("queue", "ray_start_timeout_s", 180.0,
+            "With queue.kind 'ray': seconds to reach the cluster and start the replicas "
+            "(loading the models) before giving up with an error."),
+    Setting("queue", "ray_fallback", False,
+            "With queue.kind 'ray': when the cluster cannot be reached or its replicas do "
+            "not start, render in this process instead (like queue.kind 'local') rather "
+            "than stop with an error."),
     Setting("queue", "max_pending", 64,
             "Renders waiting at most; further requests are refused with a 'busy' reply."),
     Setting("queue", "max_batch", 8, "Renders batched into one model call at most."),

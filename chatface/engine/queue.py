@@ -4,7 +4,8 @@
 ``LocalRenderQueue`` implements it in one process: an asyncio front, one model thread
 that owns the models and renders batches (``Engine.render_batch``), and a small thread
 pool for the work around a render (paste-back, image encoding) so that it never holds
-up the model thread or the event loop.
+up the model thread or the event loop. The same front can send its batches elsewhere
+instead (``queue.kind = "ray"``: :mod:`chatface.engine.ray_serve`), several at a time.
 
 Scheduling, as a chat needs it:
 - bounded: at most ``queue.max_pending`` queued jobs; more are refused (``QueueFullError``);
@@ -12,7 +13,8 @@ Scheduling, as a chat needs it:
 - per user: at most ``queue.per_user_pending`` queued jobs, and a newer edit replaces that
   user's queued, not yet started one (``JobReplacedError`` for the old one);
 - batching: a batch waits at most ``queue.batch_window_ms`` to fill up to
-  ``queue.max_batch``;
+  ``queue.max_batch``; the next batch is formed when one of ``in_flight`` render slots
+  is free (one for the model thread), so waiting jobs stay replaceable and in fair order;
 - progress: each job's ``progress(done, total)`` runs on the event loop, throttled.
 """
 
@@ -21,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -40,7 +43,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Renders a batch on the model thread: one result per request, in order.
 BatchRenderer = Callable[[Sequence["RenderRequest"], "Progress"], list["RenderResult"]]
+# Renders a batch elsewhere, awaited on the event loop: a request's result may be the
+# exception that failed it alone.
+RemoteRenderer = Callable[
+    [Sequence["RenderRequest"], "Progress"], Awaitable[list["RenderResult | Exception"]]
+]
 
 
 class QueueFullError(ChatFaceError):
@@ -122,7 +131,7 @@ class LocalRenderQueue:
 
     def __init__(
         self,
-        render_batch: BatchRenderer,
+        render_batch: BatchRenderer | RemoteRenderer,
         *,
         max_pending: int = 64,
         max_batch: int = 8,
@@ -130,14 +139,20 @@ class LocalRenderQueue:
         batch_window_s: float = 0.025,
         progress_interval_s: float = 0.25,
         post_workers: int = 2,
+        in_flight: int = 1,
     ) -> None:
         self._render_batch = render_batch
+        self._remote = inspect.iscoroutinefunction(render_batch) or inspect.iscoroutinefunction(
+            getattr(render_batch, "__call__", None)
+        )
         self.max_pending, self.max_batch = max_pending, max_batch
         self.per_user_pending, self.batch_window_s = per_user_pending, batch_window_s
         self.progress_interval_s = progress_interval_s
         self._loop = asyncio.get_running_loop()
         self._users: OrderedDict[str, deque[RenderJob]] = OrderedDict()  # round-robin order
-        self._running: list[RenderJob] = []
+        self._running: set[RenderJob] = set()
+        self._slots = asyncio.Semaphore(in_flight)  # batches rendering at once
+        self._renders: set[asyncio.Task[None]] = set()
         self._stats = QueueStats()
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -148,13 +163,17 @@ class LocalRenderQueue:
 
     @classmethod
     def from_engine(
-        cls, engine: Engine, render_batch: BatchRenderer | None = None
+        cls,
+        engine: Engine,
+        render_batch: BatchRenderer | RemoteRenderer | None = None,
+        in_flight: int = 1,
     ) -> LocalRenderQueue:
         """A queue over ``render_batch`` (default ``engine.render_batch``) with the
         ``queue.*`` settings."""
         config = engine.config
         return cls(
             render_batch or engine.render_batch,
+            in_flight=in_flight,
             max_pending=config["queue.max_pending"],
             max_batch=config["queue.max_batch"],
             per_user_pending=config["queue.per_user_pending"],
@@ -233,13 +252,16 @@ class LocalRenderQueue:
     async def close(self) -> None:
         self._closed = True
         self._worker.cancel()
-        for job in self._fair_order() + self._running:
+        for task in self._renders:
+            task.cancel()
+        for job in self._fair_order() + list(self._running):
             job._finish("cancelled", error=JobCancelledError("The render queue closed."))
         self._users.clear()
         self._model.shutdown(wait=False, cancel_futures=True)
         self._post.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
+        await asyncio.gather(*self._renders, return_exceptions=True)
 
     # --- scheduling --------------------------------------------------------------------
 
@@ -269,46 +291,64 @@ class LocalRenderQueue:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch: list[RenderJob] = []
+            await self._slots.acquire()
+            batch = await self._next_batch()
+            task = self._loop.create_task(self._render(batch), name="chatface-render-batch")
+            self._renders.add(task)
+            task.add_done_callback(self._rendered)
+
+    def _rendered(self, task: asyncio.Task[None]) -> None:
+        self._renders.discard(task)
+        self._slots.release()
+
+    async def _next_batch(self) -> list[RenderJob]:
+        """The next batch: the first queued jobs, then those arriving within the window."""
+        batch: list[RenderJob] = []
+        while not batch:
             self._take(self.max_batch, batch)
             if not batch:
-                continue
-            deadline = self._loop.time() + self.batch_window_s
-            while len(batch) < self.max_batch and (left := deadline - self._loop.time()) > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), left)
-                except TimeoutError:
-                    break
+                await self._wake.wait()
                 self._wake.clear()
-                self._take(self.max_batch - len(batch), batch)
-            await self._render(batch)
-            if self._users:
-                self._wake.set()
+        deadline = self._loop.time() + self.batch_window_s
+        while len(batch) < self.max_batch and (left := deadline - self._loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except TimeoutError:
+                break
+            self._wake.clear()
+            self._take(self.max_batch - len(batch), batch)
+        return batch
 
     async def _render(self, batch: list[RenderJob]) -> None:
         batch = [job for job in batch if job.state == "queued"]
         for job in batch:
             job.state = "running"
-        self._running = batch
+        self._running.update(batch)
         requests = [job.request for job in batch]
+        progress = self._progress_for(batch)
         try:
-            results = await self._loop.run_in_executor(
-                self._model, self._render_batch, requests, self._progress_for(batch)
-            )
+            if self._remote:
+                results = await self._render_batch(requests, progress)  # type: ignore[misc]
+            else:
+                results = await self._loop.run_in_executor(
+                    self._model, self._render_batch, requests, progress
+                )
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for {len(batch)} renders")
         except Exception as exc:  # a bad request or a model error fails this batch only
             logger.exception("render batch of %d failed", len(batch))
-            self._stats.failed += len(batch)
-            for job in batch:
-                job._finish("failed", error=exc)
-            return
+            results = [exc] * len(batch)
         finally:
-            self._running = []
+            self._running.difference_update(batch)
         self._stats.batches += 1
         self._stats.rendered += len(batch)
         for job, result in zip(batch, results, strict=True):
-            if job.state == "running":
+            if job.state != "running":
+                continue
+            if isinstance(result, Exception):
+                self._stats.failed += 1
+                job._finish("failed", error=result)
+            else:
                 self._stats.done += 1
                 job._finish("done", result)
 
@@ -321,17 +361,25 @@ class LocalRenderQueue:
 async def make_queue(engine: Engine) -> RenderQueue:
     """The render queue the ``queue.kind`` setting names: ``local`` (renders on this
     process's model thread) or ``ray`` (on Ray Serve replicas,
-    :mod:`chatface.engine.ray_serve`). Call it inside a running event loop."""
-    kind = engine.config["queue.kind"]
+    :mod:`chatface.engine.ray_serve`, two batches per replica in flight). Call it inside
+    a running event loop."""
+    config = engine.config
+    kind = config["queue.kind"]
     if kind == "local":
         return LocalRenderQueue.from_engine(engine)
-    if kind == "ray":
-        from chatface.engine import ray_serve
+    if kind != "ray":
+        raise ConfigError(f"queue.kind must be 'local' or 'ray'; got {kind!r}.")
+    from chatface.engine import ray_serve
 
-        handle = await asyncio.to_thread(ray_serve.deploy, engine)
-        renderer = ray_serve.batch_renderer(handle)
-        return LocalRenderQueue.from_engine(engine, render_batch=renderer)
-    raise ConfigError(f"queue.kind must be 'local' or 'ray'; got {kind!r}.")
+    try:
+        renderer = await asyncio.to_thread(ray_serve.connect, engine)
+    except ray_serve.RayUnavailableError as exc:
+        if not config["queue.ray_fallback"]:
+            raise
+        logger.warning("%s Rendering in this process instead (queue.ray_fallback).", exc)
+        return LocalRenderQueue.from_engine(engine)
+    replicas = max(int(config["queue.ray_replicas"]), int(config["queue.ray_max_replicas"]))
+    return LocalRenderQueue.from_engine(engine, renderer, in_flight=2 * replicas)
 
 
 def forward_progress(

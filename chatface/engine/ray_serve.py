@@ -4,22 +4,40 @@ Each replica builds an :class:`~chatface.engine.editor.Engine` from the settings
 given (the same model-loading code as a local queue's model thread, so it loads the
 backend once) and renders the :class:`~chatface.engine.batch.RenderRequest` objects that
 reach it through ``@serve.batch``: requests arriving within ``batch_wait_s`` of each
-other, up to ``max_batch``, go through one ``Engine.render_batch`` call. Requests carry
-the face's latents as safetensors bytes, so any replica can render any request.
+other, up to ``max_batch``, go through one ``Engine.render_batch`` call. A replica takes
+up to two batches' worth of requests, so it gathers the next batch while it renders one;
+with ``queue.ray_max_replicas`` Ray Serve adds replicas while requests wait.
 
 With ``queue.kind = "ray"``, ``make_queue`` (:mod:`chatface.engine.queue`) puts the
 local queue's scheduling (bounded, fair across users, a newer edit replacing a waiting
-one, batching windows) in front of the deployment: each batch the front takes goes to
-the replicas request by request, where ``@serve.batch`` groups them again per replica. A
-request whose replica fails is sent once more. Other model work (encoding a new photo)
-runs in this process, on the front's model thread.
+one, batching windows) in front of the deployment, with two batches per replica in
+flight: :class:`RayRenderer` sends each batch's requests to the replicas, where
+``@serve.batch`` groups them again per replica.
+
+Locality: a face's latents (and the crop identity is measured on) go to Ray's object
+store once, the first time the face is rendered; its later renders carry only a
+reference, which a replica resolves from its node's copy. The last ``queue.ray_faces``
+faces are kept there. If the stored copy is lost, the render is sent again with the
+bytes themselves.
+
+Faults: a render whose replica dies is sent once more (Serve routes it to a live
+replica) and answered once; an error the render itself raised (a bad request) fails only
+that render. A cluster that cannot be reached, or replicas that do not start within
+``queue.ray_start_timeout_s``, is a :class:`RayUnavailableError` at start (or, with
+``queue.ray_fallback``, the local queue renders instead). Other model work (encoding a
+new photo) runs in the front's process, on its model thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import os
+import socket
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +52,10 @@ logger = logging.getLogger(__name__)
 DEPLOYMENT = "chatface-render"
 
 
+class RayUnavailableError(ChatFaceError):
+    """The Ray cluster cannot be reached, or the render replicas do not start."""
+
+
 def settings_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``CHATFACE_*`` variables of ``environ`` (default: this process's): what a
     replica needs to load the same settings (secrets stay out: they are not settings)."""
@@ -41,20 +63,50 @@ def settings_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return {name: value for name, value in source.items() if name.startswith("CHATFACE_")}
 
 
+@dataclasses.dataclass(frozen=True)
+class Parcel:
+    """A request on its way to a replica; with ``face`` (a reference into Ray's object
+    store to the face's ``(latents, original)``) its own ``latents`` and ``original``
+    are left empty."""
+
+    request: RenderRequest
+    face: Any = None  # ray.ObjectRef | None
+
+    async def unpack(self) -> RenderRequest:
+        if self.face is None:
+            return self.request
+        latents, original = await self.face
+        return dataclasses.replace(self.request, latents=latents, original=original)
+
+
 def renderer(
     *,
     num_replicas: int = 1,
+    max_replicas: int = 0,
     num_gpus: float = 0,
     num_cpus: float = 1,
     max_batch: int = 8,
     batch_wait_s: float = 0.025,
 ) -> Any:
     """The Ray Serve deployment that renders; bind it to ``settings_environ()``:
-    ``serve.run(renderer(...).bind(settings_environ()))``."""
+    ``serve.run(renderer(...).bind(settings_environ()))``. With ``max_replicas`` above
+    ``num_replicas`` it autoscales between the two on waiting requests."""
     from ray import serve
 
+    if max_replicas > num_replicas:
+        scaling: dict[str, Any] = {
+            "autoscaling_config": {
+                "min_replicas": num_replicas,
+                "max_replicas": max_replicas,
+                "target_ongoing_requests": max_batch,  # a full batch per replica
+            }
+        }
+    else:
+        scaling = {"num_replicas": num_replicas}
+
     @serve.deployment(
-        num_replicas=num_replicas,
+        **scaling,
+        max_ongoing_requests=2 * max_batch,  # one batch rendering, the next gathering
         ray_actor_options={"num_gpus": num_gpus, "num_cpus": num_cpus},
     )
     class Renderer:
@@ -70,21 +122,43 @@ def renderer(
             # next batch meanwhile.
             return await asyncio.to_thread(self.engine.render_batch, requests)
 
-        async def __call__(self, request: RenderRequest) -> RenderResult:
-            return await self.render(request)
+        async def __call__(self, parcel: Parcel | RenderRequest) -> RenderResult:
+            if isinstance(parcel, Parcel):
+                parcel = await parcel.unpack()
+            return await self.render(parcel)
 
     return Renderer
 
 
+def _check_reachable(address: str, timeout_s: float) -> None:
+    """Fail fast when a cluster's ``host:port`` does not answer (``ray.init`` would wait
+    for minutes)."""
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=min(timeout_s, 10)):
+            pass
+    except (OSError, ValueError) as exc:
+        raise RayUnavailableError(
+            f"Cannot reach the Ray cluster at {address!r} (queue.ray_address): {exc}. "
+            "Start it (ray start --head) or check the address."
+        ) from exc
+
+
 def deploy(engine: Engine) -> Any:
     """Join (or start) the Ray cluster of ``queue.ray_address`` and run the render
-    deployment there with the ``queue.*`` settings; returns its handle."""
+    deployment there with the ``queue.*`` settings; returns its handle once the replicas
+    run. ``RayUnavailableError`` when that takes over ``queue.ray_start_timeout_s``."""
     import ray
     from ray import serve
 
     config = engine.config
     address = config["queue.ray_address"] or "local"
+    timeout_s = float(config["queue.ray_start_timeout_s"])
+    deadline = time.monotonic() + timeout_s
     if not ray.is_initialized():
+        _check_reachable(address, timeout_s)
         try:
             ray.init(
                 address=address,
@@ -93,44 +167,110 @@ def deploy(engine: Engine) -> Any:
                 logging_level=logging.WARNING,  # no start-up chatter in a chat
             )
         except (ConnectionError, RuntimeError) as exc:
-            raise ChatFaceError(
-                f"Cannot reach the Ray cluster at {address!r} (queue.ray_address): {exc}. "
-                "Start it (ray start --head) or set queue.kind = 'local'."
+            raise RayUnavailableError(
+                f"Cannot join the Ray cluster at {address!r} (queue.ray_address): {exc}"
             ) from exc
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    gpus = float(config["queue.ray_gpus"])
     deployment = renderer(
         num_replicas=int(config["queue.ray_replicas"]),
-        num_gpus=float(config["queue.ray_gpus"]),
-        num_cpus=0 if float(config["queue.ray_gpus"]) else 1,
+        max_replicas=int(config["queue.ray_max_replicas"]),
+        num_gpus=gpus,
+        num_cpus=0 if gpus else 1,
         max_batch=int(config["queue.max_batch"]),
         batch_wait_s=config["queue.batch_window_ms"] / 1000,
     )
-    return serve.run(deployment.bind(settings_environ()), name=DEPLOYMENT, route_prefix=None)
+    app = serve.RunTarget(deployment.bind(settings_environ()), name=DEPLOYMENT, route_prefix=None)
+    [handle] = serve.run_many([app], wait_for_applications_running=False)
+    while (status := serve.status().applications[DEPLOYMENT]).status != "RUNNING":
+        if status.status == "DEPLOY_FAILED" or time.monotonic() > deadline:
+            why = status.message or f"not running after {timeout_s:g} s"
+            serve.delete(DEPLOYMENT, _blocking=False)
+            raise RayUnavailableError(
+                f"The render replicas did not start on the Ray cluster ({why}); check "
+                "`ray status` for free CPUs/GPUs (queue.ray_gpus per replica) and the "
+                "replicas' logs, or raise queue.ray_start_timeout_s."
+            )
+        time.sleep(0.2)
+    return handle
 
 
-def batch_renderer(handle: Any) -> Any:
-    """A ``BatchRenderer`` for the local queue's model thread: the batch's requests go to
-    the replicas together and are awaited in order. A request whose replica died is sent
-    once more; an error the render itself raised (a bad request) is raised as it is."""
-    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+class RayRenderer:
+    """The queue front's renderer over the deployment (a ``RemoteRenderer``): a batch's
+    requests go to the replicas together; each result, or the error of that render
+    alone, comes back in order. Faces go to the object store once (see the module
+    docstring)."""
 
-    def result(response: Any) -> RenderResult:
+    def __init__(self, handle: Any, faces: int = 128) -> None:
+        self.handle = handle
+        self.faces = faces
+        self.faces_sent = 0  # faces put into the object store
+        self._refs: OrderedDict[str, Any] = OrderedDict()  # face digest -> ObjectRef
+
+    async def __call__(
+        self, requests: Sequence[RenderRequest], progress: Progress
+    ) -> list[RenderResult | Exception]:
+        done = 0
+
+        async def one(request: RenderRequest) -> RenderResult | Exception:
+            nonlocal done
+            try:
+                return await self._render(request)
+            except Exception as exc:
+                logger.error("render %s failed: %s", request.job_id, exc)
+                return exc
+            finally:
+                done += 1
+                progress(done, len(requests))
+
+        return list(await asyncio.gather(*map(one, requests)))
+
+    async def _render(self, request: RenderRequest) -> RenderResult:
+        from ray.exceptions import ActorUnavailableError, ObjectLostError, RayActorError
+
         try:
-            return response.result()
-        except RayTaskError as exc:
+            return await self._send(request, self._face(request))
+        except (RayActorError, ActorUnavailableError) as exc:
+            logger.warning("render %s: its replica died (%s); sending it again",
+                           request.job_id, type(exc).__name__)  # fmt: skip
+        except ObjectLostError as exc:
+            logger.warning("render %s: its face left Ray's object store (%s); sending "
+                           "the face with it", request.job_id, type(exc).__name__)  # fmt: skip
+            self._refs.pop(_digest(request), None)
+            return await self._send(request, None)
+        return await self._send(request, self._face(request))
+
+    async def _send(self, request: RenderRequest, face: Any) -> RenderResult:
+        from ray.exceptions import RayTaskError
+
+        if face is not None:
+            request = dataclasses.replace(request, latents=b"", original=b"")
+        try:
+            return await self.handle.remote(Parcel(request, face))
+        except RayTaskError as exc:  # the replica's own error, as it was raised there
             raise exc.cause if isinstance(exc.cause, Exception) else exc from None
 
-    def render(requests: Sequence[RenderRequest], progress: Progress) -> list[RenderResult]:
-        responses = [handle.remote(request) for request in requests]
-        results = []
-        for request, response in zip(requests, responses, strict=True):
-            try:
-                results.append(result(response))
-            except (RayActorError, ActorUnavailableError) as exc:
-                logger.warning("render %s: its replica died (%s); sending it again",
-                               request.job_id, type(exc).__name__)  # fmt: skip
-                results.append(result(handle.remote(request)))
-            progress(len(results), len(requests))
-        return results
+    def _face(self, request: RenderRequest) -> Any:
+        """The request's face in the object store (put there now if it is new)."""
+        if self.faces <= 0:
+            return None
+        import ray
 
-    return render
+        key = _digest(request)
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = self._refs[key] = ray.put((request.latents, request.original))
+            self.faces_sent += 1
+            while len(self._refs) > self.faces:
+                self._refs.popitem(last=False)
+        self._refs.move_to_end(key)
+        return ref
+
+
+def _digest(request: RenderRequest) -> str:
+    return hashlib.blake2b(request.latents + request.original, digest_size=16).hexdigest()
+
+
+def connect(engine: Engine) -> RayRenderer:
+    """Deploy (:func:`deploy`) and return the front's renderer over the replicas."""
+    return RayRenderer(deploy(engine), int(engine.config["queue.ray_faces"]))

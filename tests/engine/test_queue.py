@@ -202,3 +202,48 @@ def test_real_faces_of_three_users_share_one_model_call() -> None:
     for face, state, result in zip(faces, states, results, strict=True):
         alone = engine.render_latents(face, state, backend="tiny", steps=3)[0]
         assert (result.crop - alone).abs().max().item() <= RENDER_TOLERANCE
+
+
+def test_a_remote_renderer_gets_several_batches_at_once_and_fails_renders_alone() -> None:
+    """An async renderer (the Ray front's kind) renders up to ``in_flight`` batches at
+    once on the event loop; a render's own error fails that job only."""
+    gate = asyncio.Event()
+    seen: list[list[str]] = []
+    steps: list[tuple[int, int]] = []
+
+    async def remote(requests, progress):  # type: ignore[no-untyped-def]
+        seen.append([r.job_id for r in requests])
+        await gate.wait()
+        progress(1, 1)
+        return [
+            ValueError(f"bad {r.job_id}") if r.job_id == "b" else
+            RenderResult(r.job_id, torch.zeros(1), len(requests), 0.0)
+            for r in requests
+        ]  # fmt: skip
+
+    async def main() -> None:
+        queue = LocalRenderQueue(remote, max_batch=1, batch_window_s=0, in_flight=2)
+        try:
+            a = await queue.submit(request("a", "ann"), lambda *s: steps.append(s))
+            b = await queue.submit(request("b", "bob"))
+            c = await queue.submit(request("c", "cem"))
+            for _ in range(200):
+                if len(seen) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            # Two batches in flight; the third waits (still replaceable) for a free slot.
+            assert queue.stats().running == 2 and c.state == "queued"
+            assert queue.position(c) == 1
+            gate.set()
+            assert (await a.result()).job_id == "a"
+            with pytest.raises(ValueError, match="bad b"):
+                await b.result()
+            assert (await c.result()).job_id == "c"
+            stats = queue.stats()
+            assert (stats.done, stats.failed, stats.batches) == (2, 1, 3)
+            assert steps == [(1, 1)]
+        finally:
+            await queue.close()
+
+    asyncio.run(main())
+    assert seen == [["a"], ["b"], ["c"]]

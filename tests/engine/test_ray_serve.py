@@ -146,3 +146,113 @@ def test_a_replica_killed_mid_render_loses_and_duplicates_nothing(
     assert caplog.text.count("its replica died") == 1
     assert (stats.done, stats.failed, stats.rendered) == (1, 0, 1)
     assert result.job_id == "job0" and result.crop.shape == (3, 64, 64)
+
+
+def test_a_face_goes_to_the_object_store_once(ray_cluster, monkeypatch) -> None:
+    from chatface.engine.ray_serve import connect
+
+    monkeypatch.setenv("CHATFACE_QUEUE_KIND", "ray")
+    monkeypatch.setenv("CHATFACE_QUEUE_RAY_REPLICAS", "2")
+    engine = Engine()
+    faces = encoded_faces(engine, 2)
+    requests = [
+        RenderRequest.make(f"job{i}", faces[i // 3], SessionState(state), steps=3,
+                           schedule="stable", backend="tiny", user=f"user{i}")
+        for i, state in enumerate(STATES)
+    ]  # fmt: skip
+    renderer = connect(engine)
+    steps: list[tuple[int, int]] = []
+    results = asyncio.run(renderer(requests, lambda *step: steps.append(step)))
+    assert renderer.faces_sent == 2  # six renders of two faces
+    assert steps[-1] == (6, 6)
+    for request, result in zip(requests, results, strict=True):
+        [alone] = engine.render_batch([request])
+        assert (result.crop - alone.crop).abs().max().item() <= RENDER_TOLERANCE
+
+
+def test_a_face_lost_from_the_object_store_is_sent_with_the_render(ray_cluster, caplog) -> None:
+    """Ray keeps stored copies well (killing their owner does not lose them), so the
+    replica's answer to a lost copy is played by a stand-in handle."""
+    from ray.exceptions import OwnerDiedError
+
+    from chatface.engine.ray_serve import Parcel, RayRenderer
+
+    request = RenderRequest("job0", b"latents", (), 3, "stable", "tiny", "user0", original=b"crop")
+    parcels: list[Parcel] = []
+
+    class Handle:
+        async def remote(self, parcel: Parcel) -> str:
+            parcels.append(parcel)
+            if parcel.face is not None:
+                raise OwnerDiedError(parcel.face.hex(), None, "")
+            return parcel.request.job_id
+
+    renderer = RayRenderer(Handle())
+    assert asyncio.run(renderer([request], lambda *step: None)) == ["job0"]
+    assert "its face left Ray's object store" in caplog.text
+    assert parcels[0].request.latents == b"" and parcels[1].request == request
+    assert not renderer._refs  # the lost copy is forgotten: the next render stores it anew
+
+
+def test_several_front_batches_render_at_once_on_the_replicas(ray_cluster, monkeypatch) -> None:
+    from chatface.engine.queue import make_queue
+
+    monkeypatch.setenv("CHATFACE_QUEUE_KIND", "ray")
+    monkeypatch.setenv("CHATFACE_QUEUE_RAY_REPLICAS", "2")
+    monkeypatch.setenv("CHATFACE_QUEUE_MAX_BATCH", "1")
+    engine = Engine()
+    faces = encoded_faces(engine, 3)
+    requests = [
+        RenderRequest.make(f"job{i}", face, SessionState({"smile": 0.2 * i}), steps=50,
+                           schedule="stable", backend="tiny", user=f"user{i}")
+        for i, face in enumerate(faces)
+    ]  # fmt: skip
+
+    async def chat():
+        queue = await make_queue(engine)
+        try:
+            jobs = [await queue.submit(request) for request in requests]
+            most = 0
+            while any(job.state in ("queued", "running") for job in jobs):
+                most = max(most, queue.stats().running)
+                await asyncio.sleep(0.01)
+            return [await job.result() for job in jobs], queue.stats(), most
+        finally:
+            await queue.close()
+
+    results, stats, most = asyncio.run(chat())
+    # Front batches of one, two replicas: four batches may be in flight; three were.
+    assert most == 3 and (stats.batches, stats.done) == (3, 3)
+    assert [r.job_id for r in results] == ["job0", "job1", "job2"]
+
+
+def test_replicas_that_cannot_start_are_a_clear_error_or_fall_back(
+    ray_cluster, monkeypatch, caplog
+) -> None:
+    from chatface.engine.queue import LocalRenderQueue, make_queue
+    from chatface.engine.ray_serve import RayUnavailableError
+
+    monkeypatch.setenv("CHATFACE_QUEUE_KIND", "ray")
+    monkeypatch.setenv("CHATFACE_QUEUE_RAY_GPUS", "1")  # this Ray instance has none
+    monkeypatch.setenv("CHATFACE_QUEUE_RAY_START_TIMEOUT_S", "3")
+    with pytest.raises(RayUnavailableError, match="did not start.*ray status"):
+        asyncio.run(make_queue(Engine()))
+
+    monkeypatch.setenv("CHATFACE_QUEUE_RAY_FALLBACK", "true")
+
+    async def fallback():
+        queue = await make_queue(Engine())
+        await queue.close()
+        return queue
+
+    assert isinstance(asyncio.run(fallback()), LocalRenderQueue)
+    assert "Rendering in this process instead (queue.ray_fallback)" in caplog.text
+
+
+def test_an_unreachable_cluster_address_fails_fast() -> None:
+    from chatface.engine.ray_serve import RayUnavailableError, _check_reachable
+
+    with pytest.raises(RayUnavailableError, match="Cannot reach the Ray cluster at '127.0.0.1:9'"):
+        _check_reachable("127.0.0.1:9", 5)
+    with pytest.raises(RayUnavailableError, match="ray://nowhere"):
+        _check_reachable("ray://nowhere", 5)  # no port
