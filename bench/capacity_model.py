@@ -96,10 +96,14 @@ def markdown(table: dict[str, Any]) -> str:
     ]
     for name, cost in costs.items():
         lines.append(
-            f"- {name}: {cost['render_s']:.3g} s per render ({cost['source']}, "
-            f"{cost['batch']}), {cost['encode_s']:.3g} s per photo ({cost['encode_note']})."
+            f"- {name}: {seconds(cost['render_s'])} per render ({cost['source']}, "
+            f"{cost['batch']}), {seconds(cost['encode_s'])} per photo ({cost['encode_note']})."
         )
     return "\n".join(lines)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.3g} s" if value < 100 else f"{value:,.0f} s"
 
 
 def gpu_targets(encode_steps: int) -> dict[str, dict[str, Any]]:
