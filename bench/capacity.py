@@ -109,7 +109,10 @@ def random_faces(engine: Engine, count: int, seed: int) -> list[bytes]:
     ]
 
 
-def request(engine: Engine, job: str, face: bytes, state: SessionState, user: str, steps: int):
+def request(
+    engine: Engine, job: str, face: bytes, state: SessionState, user: str, steps: int
+) -> RenderRequest:
+    """An edit's render request, as the bots make it."""
     return RenderRequest.make(
         job, face, state, steps=steps, schedule=engine.schedule_for(state),
         backend=engine.config["engine.backend"], user=user,
