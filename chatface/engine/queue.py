@@ -142,8 +142,8 @@ class LocalRenderQueue:
         in_flight: int = 1,
     ) -> None:
         self._render_batch = render_batch
-        self._remote = inspect.iscoroutinefunction(render_batch) or inspect.iscoroutinefunction(
-            getattr(render_batch, "__call__", None)
+        self._remote = any(  # an async function, or an object with an async __call__
+            map(inspect.iscoroutinefunction, (render_batch, type(render_batch).__call__))
         )
         self.max_pending, self.max_batch = max_pending, max_batch
         self.per_user_pending, self.batch_window_s = per_user_pending, batch_window_s

@@ -1,9 +1,10 @@
 """Renders on Ray Serve: a deployment whose replicas render data-only requests in batches.
 
-Each replica builds an :class:`~chatface.engine.editor.Engine` from the settings it is
-given (the same model-loading code as a local queue's model thread, so it loads the
-backend once) and renders the :class:`~chatface.engine.batch.RenderRequest` objects that
-reach it through ``@serve.batch``: requests arriving within ``batch_wait_s`` of each
+Each replica builds an :class:`~chatface.engine.editor.Engine` from the front's settings
+(:func:`replica_environ`) with the same model-loading code as a local queue's model
+thread, so it loads the backend once, and renders the
+:class:`~chatface.engine.batch.RenderRequest` objects that reach it through
+``@serve.batch``: requests arriving within ``batch_wait_s`` of each
 other, up to ``max_batch``, go through one ``Engine.render_batch`` call. A replica takes
 up to two batches' worth of requests, so it gathers the next batch while it renders one;
 with ``queue.ray_max_replicas`` Ray Serve adds replicas while requests wait.
@@ -34,13 +35,13 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-import os
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from chatface.config import SETTINGS, Config
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
@@ -56,11 +57,16 @@ class RayUnavailableError(ChatFaceError):
     """The Ray cluster cannot be reached, or the render replicas do not start."""
 
 
-def settings_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``CHATFACE_*`` variables of ``environ`` (default: this process's): what a
-    replica needs to load the same settings (secrets stay out: they are not settings)."""
-    source = os.environ if environ is None else environ
-    return {name: value for name, value in source.items() if name.startswith("CHATFACE_")}
+def replica_environ(config: Config) -> dict[str, str]:
+    """``config``'s settings as the ``CHATFACE_*`` variables a replica loads its settings
+    from: replicas render with this process's settings, whatever config file their own
+    machine has. ``storage.url`` stays out (replicas use no storage; it may hold a
+    password)."""
+    return {
+        setting.env: str(value).lower() if isinstance(value, bool) else str(value)
+        for setting in SETTINGS
+        if setting.name != "storage.url" and (value := config[setting.name]) is not None
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +94,8 @@ def renderer(
     max_batch: int = 8,
     batch_wait_s: float = 0.025,
 ) -> Any:
-    """The Ray Serve deployment that renders; bind it to ``settings_environ()``:
-    ``serve.run(renderer(...).bind(settings_environ()))``. With ``max_replicas`` above
+    """The Ray Serve deployment that renders; bind it to the settings' variables:
+    ``serve.run(renderer(...).bind(replica_environ(config)))``. With ``max_replicas`` above
     ``num_replicas`` it autoscales between the two on waiting requests."""
     from ray import serve
 
@@ -180,7 +186,9 @@ def deploy(engine: Engine) -> Any:
         max_batch=int(config["queue.max_batch"]),
         batch_wait_s=config["queue.batch_window_ms"] / 1000,
     )
-    app = serve.RunTarget(deployment.bind(settings_environ()), name=DEPLOYMENT, route_prefix=None)
+    app = serve.RunTarget(
+        deployment.bind(replica_environ(config)), name=DEPLOYMENT, route_prefix=None
+    )
     [handle] = serve.run_many([app], wait_for_applications_running=False)
     while (status := serve.status().applications[DEPLOYMENT]).status != "RUNNING":
         if status.status == "DEPLOY_FAILED" or time.monotonic() > deadline:

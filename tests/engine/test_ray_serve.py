@@ -9,7 +9,7 @@ import pytest
 
 from chatface.engine.batch import RenderRequest
 from chatface.engine.editor import Engine
-from chatface.engine.ray_serve import renderer, settings_environ
+from chatface.engine.ray_serve import renderer, replica_environ
 from chatface.engine.types import SessionState
 from tests.engine.test_batch import RENDER_TOLERANCE, encoded_faces
 
@@ -41,7 +41,9 @@ def test_replicas_render_batches_as_the_engine_does(ray_cluster) -> None:
         for i, (face, state) in enumerate(zip(faces, STATES, strict=True))
     ]  # fmt: skip
     deployment = renderer(num_replicas=2, num_cpus=0.5, max_batch=4, batch_wait_s=0.2)
-    handle = serve.run(deployment.bind(settings_environ()), name="render", route_prefix=None)
+    handle = serve.run(
+        deployment.bind(replica_environ(engine.config)), name="render", route_prefix=None
+    )
 
     async def all_at_once():
         return await asyncio.gather(*(handle.remote(request) for request in requests))
@@ -256,3 +258,23 @@ def test_an_unreachable_cluster_address_fails_fast() -> None:
         _check_reachable("127.0.0.1:9", 5)
     with pytest.raises(RayUnavailableError, match="ray://nowhere"):
         _check_reachable("ray://nowhere", 5)  # no port
+
+
+def test_replicas_get_every_setting_even_those_from_a_config_file(tmp_path, monkeypatch) -> None:
+    from chatface.config import SETTINGS, load_config
+
+    (tmp_path / "config.toml").write_text(
+        '[render]\nsteps = 7\n[identity]\nguard = false\n[storage]\nurl = "postgresql://u:secret@db/x"\n'
+    )
+    monkeypatch.setenv("CHATFACE_CONFIG", str(tmp_path / "config.toml"))
+    config = load_config()
+    environ = replica_environ(config)
+    assert environ["CHATFACE_RENDER_STEPS"] == "7"
+    assert environ["CHATFACE_IDENTITY_GUARD"] == "false"
+    assert "CHATFACE_STORAGE_URL" not in environ
+    # What a replica loads from them (on a machine without that file) is the same.
+    monkeypatch.delenv("CHATFACE_CONFIG")
+    replica = load_config({**environ, "CHATFACE_HOME": str(tmp_path / "elsewhere")})
+    for setting in SETTINGS:
+        if setting.name not in ("storage.url", "paths.data_dir"):
+            assert replica[setting.name] == config[setting.name], setting.name
