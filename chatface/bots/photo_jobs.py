@@ -80,9 +80,7 @@ class PhotoJobs:
         try:
             earlier = await self._encoded_before(user_id, photo)
             if earlier is None:
-                opened = await self.queue.run_model(
-                    self.engine.open_face, photo, backend=self.backend, progress=progress
-                )
+                opened = await self.queue.open_face(photo, backend=self.backend, progress=progress)
         except JobCancelledError:
             return SILENT  # the queue closed: the next start does the job
         except ChatFaceError as exc:  # not an image, no face, ...
@@ -123,10 +121,7 @@ class PhotoJobs:
         earlier = await asyncio.to_thread(find)
         if earlier is None:
             return None
-        # On the model thread, where the backend is loaded (as an encoding would).
-        weights = await self.queue.run_model(
-            lambda: self.engine.backend(self.backend).weights_sha256
-        )
+        weights = await self.queue.weights_of(self.backend)  # where faces are encoded
         return earlier if earlier.weights_sha256 == weights else None
 
     async def _store_copy(self, job_id: int, earlier: Face, name: str) -> Reply:
@@ -166,6 +161,7 @@ class PhotoJobs:
 
         try:
             photo_png, crop_png = await self.queue.postprocess(encode_both)
+            weights = await self.queue.weights_of(opened.backend)
         except JobCancelledError:
             return SILENT
         latents = opened.latents.to_bytes()
@@ -178,7 +174,7 @@ class PhotoJobs:
             inverse_transform=json.dumps(opened.aligned.to_photo.reshape(-1).tolist()),
             latents=latents,
             backend=opened.backend,
-            weights_sha256=self.engine.backend(opened.backend).weights_sha256,
+            weights_sha256=weights,
             source_name=name,
         )
 

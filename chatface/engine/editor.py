@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from chatface.engine.batch import RenderRequest, RenderResult
-    from chatface.engine.faces import AlignedFace
+    from chatface.engine.faces import AlignedFace, PreparedFace
     from chatface.engine.weights import ProgressFn, WeightsInfo
 
 logger = logging.getLogger(__name__)
@@ -311,26 +311,45 @@ class Engine:
         progress: Progress | None = None,
     ) -> OpenedFace:
         """Find, align and encode a face (z_sem by the encoder, x_T by DDIM inversion)."""
+        name = backend or self.config["engine.backend"]
+        prepared = self.prepare_face(photo, self.backend(name).image_size, face_index)
+        latents = self.encode_aligned(prepared.aligned.image, name, steps, progress)
+        return OpenedFace(
+            prepared.photo, prepared.aligned, latents, name, prepared.faces_found, prepared.note
+        )
+
+    def prepare_face(
+        self, photo: bytes | str | Path | Image.Image, size: int, face_index: int = 0
+    ) -> PreparedFace:
+        """Open the photo (within the ``photos.*`` limits), find its faces and align face
+        ``face_index`` to ``size`` px: what ``open_face`` does before encoding."""
         from chatface.engine import faces
 
-        name = backend or self.config["engine.backend"]
-        model = self.backend(name)
-        prepared = faces.prepare_face(
+        return faces.prepare_face(
             photo,
-            model.image_size,
+            size,
             face_index=face_index,
             min_face_px=self.config["photos.min_face_px"],
             max_bytes=self.config["photos.max_bytes"],
             max_pixels=self.config["photos.max_pixels"],
         )
+
+    def encode_aligned(
+        self,
+        image: Image.Image,
+        backend: str,
+        steps: int | None = None,
+        progress: Progress | None = None,
+    ) -> Latents:
+        """The latents of an aligned face crop (default steps: ``render.encode_steps``)."""
         import torch
 
-        images = faces.to_tensor(prepared.aligned.image)
+        from chatface.engine import faces
+
         with torch.no_grad():
-            latents = model.encode(images, steps or self.config["render.encode_steps"], progress)
-        return OpenedFace(
-            prepared.photo, prepared.aligned, latents, name, prepared.faces_found, prepared.note
-        )
+            return self.backend(backend).encode(
+                faces.to_tensor(image), steps or self.config["render.encode_steps"], progress
+            )
 
     def render_latents(
         self,

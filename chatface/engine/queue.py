@@ -38,7 +38,7 @@ from chatface.errors import ChatFaceError, ConfigError
 
 if TYPE_CHECKING:
     from chatface.engine.batch import RenderRequest, RenderResult
-    from chatface.engine.editor import Engine
+    from chatface.engine.editor import Engine, OpenedFace
     from chatface.engine.types import Progress
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,12 @@ class RenderQueue(Protocol):
 
     async def run_model(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
 
+    async def open_face(
+        self, photo: bytes, *, backend: str, progress: Progress | None = None
+    ) -> OpenedFace: ...
+
+    async def weights_of(self, backend: str) -> str: ...
+
     async def postprocess(self, fn: Callable[..., T], *args: Any) -> T: ...
 
     async def close(self) -> None: ...
@@ -140,7 +146,9 @@ class LocalRenderQueue:
         progress_interval_s: float = 0.25,
         post_workers: int = 2,
         in_flight: int = 1,
+        engine: Engine | None = None,
     ) -> None:
+        self.engine = engine  # for the model work besides renders (open_face, weights_of)
         self._render_batch = render_batch
         self._remote = any(  # an async function, or an object with an async __call__
             map(inspect.iscoroutinefunction, (render_batch, type(render_batch).__call__))
@@ -174,6 +182,7 @@ class LocalRenderQueue:
         return cls(
             render_batch or engine.render_batch,
             in_flight=in_flight,
+            engine=engine,
             max_pending=config["queue.max_pending"],
             max_batch=config["queue.max_batch"],
             per_user_pending=config["queue.per_user_pending"],
@@ -232,6 +241,24 @@ class LocalRenderQueue:
         """Run other model work (encoding a new face) on the model thread, between
         batches: the models are only ever used from that one thread."""
         return await self._in(self._model, functools.partial(fn, *args, **kwargs))
+
+    async def open_face(
+        self, photo: bytes, *, backend: str, progress: Progress | None = None
+    ) -> OpenedFace:
+        """Find, align and encode the photo's face (``Engine.open_face``) on the model
+        thread."""
+        return await self.run_model(
+            self._engine().open_face, photo, backend=backend, progress=progress
+        )
+
+    async def weights_of(self, backend: str) -> str:
+        """What identifies ``backend``'s weights (stored with each face it encodes)."""
+        return await self.run_model(lambda: self._engine().backend(backend).weights_sha256)
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise TypeError("This queue was made without an engine (use from_engine).")
+        return self.engine
 
     async def postprocess(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` (paste-back, encoding) in the small pool, off the model thread."""
@@ -379,7 +406,7 @@ async def make_queue(engine: Engine) -> RenderQueue:
         logger.warning("%s Rendering in this process instead (queue.ray_fallback).", exc)
         return LocalRenderQueue.from_engine(engine)
     replicas = max(int(config["queue.ray_replicas"]), int(config["queue.ray_max_replicas"]))
-    return LocalRenderQueue.from_engine(engine, renderer, in_flight=2 * replicas)
+    return ray_serve.RayRenderQueue.from_engine(engine, renderer, in_flight=2 * replicas)
 
 
 def forward_progress(

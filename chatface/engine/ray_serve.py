@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import io
 import logging
 import socket
 import time
@@ -42,11 +43,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatface.config import SETTINGS, Config
+from chatface.engine.queue import LocalRenderQueue
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
     from chatface.engine.batch import RenderRequest, RenderResult
-    from chatface.engine.editor import Engine
+    from chatface.engine.editor import Engine, OpenedFace
     from chatface.engine.types import Progress
 
 logger = logging.getLogger(__name__)
@@ -133,6 +135,22 @@ def renderer(
                 parcel = await parcel.unpack()
             return await self.render(parcel)
 
+        async def encode(self, aligned_png: bytes, backend: str, steps: int) -> bytes:
+            """A new face's latents (``Latents.to_bytes``) from its aligned crop (PNG)."""
+            return await asyncio.to_thread(self._encode, aligned_png, backend, steps)
+
+        def _encode(self, aligned_png: bytes, backend: str, steps: int) -> bytes:
+            from PIL import Image
+
+            with Image.open(io.BytesIO(aligned_png)) as image:
+                crop = image.convert("RGB")
+            return self.engine.encode_aligned(crop, backend, steps).to_bytes()
+
+        def backend_info(self, backend: str) -> tuple[int, str]:
+            """``backend``'s crop size (px) and its weights' identity."""
+            model = self.engine.backend(backend)
+            return model.image_size, model.weights_sha256
+
     return Renderer
 
 
@@ -170,7 +188,7 @@ def deploy(engine: Engine) -> Any:
                 address=address,
                 include_dashboard=False,
                 log_to_driver=False,
-                logging_level=logging.WARNING,  # no start-up chatter in a chat
+                logging_level=logging.ERROR,  # no start-up chatter in a chat
             )
         except (ConnectionError, RuntimeError) as exc:
             raise RayUnavailableError(
@@ -214,6 +232,7 @@ class RayRenderer:
         self.faces = faces
         self.faces_sent = 0  # faces put into the object store
         self._refs: OrderedDict[str, Any] = OrderedDict()  # face digest -> ObjectRef
+        self._backends: dict[str, tuple[int, str]] = {}  # backend_info answers
 
     async def __call__(
         self, requests: Sequence[RenderRequest], progress: Progress
@@ -239,8 +258,7 @@ class RayRenderer:
         try:
             return await self._send(request, self._face(request))
         except (RayActorError, ActorUnavailableError) as exc:
-            logger.warning("render %s: its replica died (%s); sending it again",
-                           request.job_id, type(exc).__name__)  # fmt: skip
+            _died(f"render {request.job_id}", exc)
         except ObjectLostError as exc:
             logger.warning("render %s: its face left Ray's object store (%s); sending "
                            "the face with it", request.job_id, type(exc).__name__)  # fmt: skip
@@ -249,14 +267,59 @@ class RayRenderer:
         return await self._send(request, self._face(request))
 
     async def _send(self, request: RenderRequest, face: Any) -> RenderResult:
-        from ray.exceptions import RayTaskError
-
         if face is not None:
             request = dataclasses.replace(request, latents=b"", original=b"")
+        return await self._call("__call__", Parcel(request, face))
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        """A replica's ``method(*args)``; an error it raised is raised here as it was."""
+        from ray.exceptions import RayTaskError
+
         try:
-            return await self.handle.remote(Parcel(request, face))
-        except RayTaskError as exc:  # the replica's own error, as it was raised there
+            return await self.handle.options(method_name=method).remote(*args)
+        except RayTaskError as exc:
             raise exc.cause if isinstance(exc.cause, Exception) else exc from None
+
+    async def _call_again_if_died(self, method: str, *args: Any) -> Any:
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
+        try:
+            return await self._call(method, *args)
+        except (RayActorError, ActorUnavailableError) as exc:
+            _died(method, exc)
+        return await self._call(method, *args)
+
+    async def backend_info(self, backend: str) -> tuple[int, str]:
+        """``backend``'s crop size and weights' identity, as the replicas have them."""
+        if backend not in self._backends:
+            size, weights = await self._call_again_if_died("backend_info", backend)
+            self._backends[backend] = int(size), str(weights)
+        return self._backends[backend]
+
+    async def open_face(
+        self, engine: Engine, photo: bytes, backend: str, progress: Progress | None
+    ) -> OpenedFace:
+        """Find and align the face here (``Engine.prepare_face``), encode it on a
+        replica; ``progress`` hears of the encoding when it is done."""
+        from chatface.engine.editor import OpenedFace
+        from chatface.engine.photos import encode_image
+        from chatface.engine.types import Latents
+
+        size, _ = await self.backend_info(backend)
+        prepared = await asyncio.to_thread(engine.prepare_face, photo, size)
+        png, _ = await asyncio.to_thread(encode_image, prepared.aligned.image)
+        steps = int(engine.config["render.encode_steps"])
+        blob = await self._call_again_if_died("encode", png, backend, steps)
+        if progress is not None:
+            progress(steps, steps)
+        return OpenedFace(
+            prepared.photo,
+            prepared.aligned,
+            Latents.from_bytes(blob),
+            backend,
+            prepared.faces_found,
+            prepared.note,
+        )
 
     def _face(self, request: RenderRequest) -> Any:
         """The request's face in the object store (put there now if it is new)."""
@@ -275,8 +338,29 @@ class RayRenderer:
         return ref
 
 
+def _died(what: str, exc: Exception) -> None:
+    logger.warning("%s: its replica died (%s); sending it again", what, type(exc).__name__)
+
+
 def _digest(request: RenderRequest) -> str:
     return hashlib.blake2b(request.latents + request.original, digest_size=16).hexdigest()
+
+
+class RayRenderQueue(LocalRenderQueue):
+    """The local queue's front over the replicas (``make_queue`` with ``queue.kind =
+    "ray"``): renders and new faces' encodings run there."""
+
+    @property
+    def renderer(self) -> RayRenderer:
+        return self._render_batch  # type: ignore[return-value]
+
+    async def open_face(
+        self, photo: bytes, *, backend: str, progress: Progress | None = None
+    ) -> OpenedFace:
+        return await self.renderer.open_face(self._engine(), photo, backend, progress)
+
+    async def weights_of(self, backend: str) -> str:
+        return (await self.renderer.backend_info(backend))[1]
 
 
 def connect(engine: Engine) -> RayRenderer:

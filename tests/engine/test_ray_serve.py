@@ -183,6 +183,10 @@ def test_a_face_lost_from_the_object_store_is_sent_with_the_render(ray_cluster, 
     parcels: list[Parcel] = []
 
     class Handle:
+        def options(self, method_name: str) -> Handle:
+            assert method_name == "__call__"
+            return self
+
         async def remote(self, parcel: Parcel) -> str:
             parcels.append(parcel)
             if parcel.face is not None:
@@ -247,7 +251,7 @@ def test_replicas_that_cannot_start_are_a_clear_error_or_fall_back(
         await queue.close()
         return queue
 
-    assert isinstance(asyncio.run(fallback()), LocalRenderQueue)
+    assert type(asyncio.run(fallback())) is LocalRenderQueue  # not the Ray front
     assert "Rendering in this process instead (queue.ray_fallback)" in caplog.text
 
 
@@ -278,3 +282,37 @@ def test_replicas_get_every_setting_even_those_from_a_config_file(tmp_path, monk
     for setting in SETTINGS:
         if setting.name not in ("storage.url", "paths.data_dir"):
             assert replica[setting.name] == config[setting.name], setting.name
+
+
+def test_new_faces_are_encoded_on_the_replicas(ray_cluster, monkeypatch) -> None:
+    from pathlib import Path
+
+    from chatface.engine.queue import make_queue
+
+    monkeypatch.setenv("CHATFACE_QUEUE_KIND", "ray")
+    monkeypatch.setenv("CHATFACE_RENDER_ENCODE_STEPS", "5")
+    engine = Engine()
+    photo = (Path(__file__).parents[1] / "data" / "faces" / "ardern_2022.jpg").read_bytes()
+    here = engine.open_face(photo, backend="tiny")
+    steps: list[tuple[int, int]] = []
+
+    def not_here(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("encoded in the front's process")
+
+    monkeypatch.setattr(engine, "encode_aligned", not_here)
+
+    async def chat():
+        queue = await make_queue(engine)
+        try:
+            opened = await queue.open_face(
+                photo, backend="tiny", progress=lambda *s: steps.append(s)
+            )
+            return opened, await queue.weights_of("tiny")
+        finally:
+            await queue.close()
+
+    there, weights = asyncio.run(chat())
+    assert weights == engine.backend("tiny").weights_sha256
+    assert steps == [(5, 5)] and there.faces_found == here.faces_found
+    assert (there.latents.z_sem - here.latents.z_sem).abs().max().item() <= 1e-5
+    assert (there.latents.x_T - here.latents.x_T).abs().max().item() <= 1e-4
