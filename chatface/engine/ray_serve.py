@@ -35,6 +35,7 @@ import asyncio
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import socket
 import time
@@ -42,6 +43,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from chatface import __version__
 from chatface.config import SETTINGS, Config
 from chatface.engine.queue import LocalRenderQueue
 from chatface.errors import ChatFaceError
@@ -118,11 +120,16 @@ def renderer(
         ray_actor_options={"num_gpus": num_gpus, "num_cpus": num_cpus},
     )
     class Renderer:
-        def __init__(self, environ: dict[str, str]) -> None:
+        def __init__(self, environ: dict[str, str], fingerprint: str = "") -> None:
             from chatface.config import load_config
             from chatface.engine.editor import Engine
 
             self.engine = Engine(load_config(environ))
+            self._fingerprint = fingerprint
+
+        def fingerprint(self) -> str:
+            """What the deployment was made from (see ``deploy``)."""
+            return self._fingerprint
 
         @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=batch_wait_s)
         async def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
@@ -172,7 +179,8 @@ def _check_reachable(address: str, timeout_s: float) -> None:
 
 def deploy(engine: Engine) -> Any:
     """Join (or start) the Ray cluster of ``queue.ray_address`` and run the render
-    deployment there with the ``queue.*`` settings; returns its handle once the replicas
+    deployment there with the ``queue.*`` settings (unless it runs there already with the
+    same settings, deployed by another bot process); returns its handle once the replicas
     run. ``RayUnavailableError`` when that takes over ``queue.ray_start_timeout_s``."""
     import ray
     from ray import serve
@@ -196,16 +204,22 @@ def deploy(engine: Engine) -> Any:
             ) from exc
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     gpus = float(config["queue.ray_gpus"])
-    deployment = renderer(
-        num_replicas=int(config["queue.ray_replicas"]),
-        max_replicas=int(config["queue.ray_max_replicas"]),
-        num_gpus=gpus,
-        num_cpus=0 if gpus else 1,
-        max_batch=int(config["queue.max_batch"]),
-        batch_wait_s=config["queue.batch_window_ms"] / 1000,
-    )
+    options = {
+        "num_replicas": int(config["queue.ray_replicas"]),
+        "max_replicas": int(config["queue.ray_max_replicas"]),
+        "num_gpus": gpus,
+        "num_cpus": 0 if gpus else 1,
+        "max_batch": int(config["queue.max_batch"]),
+        "batch_wait_s": config["queue.batch_window_ms"] / 1000,
+    }
+    environ = replica_environ(config)
+    fingerprint = hashlib.sha256(
+        json.dumps([__version__, options, environ], sort_keys=True).encode()
+    ).hexdigest()
+    if (running := _running(fingerprint)) is not None:
+        return running  # another bot process deployed the same: keep its replicas
     app = serve.RunTarget(
-        deployment.bind(replica_environ(config)), name=DEPLOYMENT, route_prefix=None
+        renderer(**options).bind(environ, fingerprint), name=DEPLOYMENT, route_prefix=None
     )
     [handle] = serve.run_many([app], wait_for_applications_running=False)
     while (status := serve.status().applications[DEPLOYMENT]).status != "RUNNING":
@@ -219,6 +233,23 @@ def deploy(engine: Engine) -> Any:
             )
         time.sleep(0.2)
     return handle
+
+
+def _running(fingerprint: str) -> Any:
+    """The handle of the render deployment if it runs with ``fingerprint`` (the same
+    code, settings and options), else None: deploying again would replace its
+    replicas."""
+    from ray import serve
+
+    status = serve.status().applications.get(DEPLOYMENT)
+    if status is None or status.status != "RUNNING":
+        return None
+    handle = serve.get_app_handle(DEPLOYMENT)
+    try:
+        theirs = handle.options(method_name="fingerprint").remote().result(timeout_s=30)
+    except Exception:  # an older deployment without the method, a replica going away
+        return None
+    return handle if theirs == fingerprint else None
 
 
 class RayRenderer:

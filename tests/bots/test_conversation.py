@@ -358,7 +358,7 @@ def run_gated(engine, store, platform: str, body):  # type: ignore[no-untyped-de
         return engine.render_batch(requests, progress)
 
     async def main() -> Any:
-        queue = LocalRenderQueue(render_batch, batch_window_s=0)
+        queue = LocalRenderQueue(render_batch, batch_window_s=0, engine=engine)
         try:
             return await body(ConversationCore(engine, store, queue, platform, "tiny"), gate)
         finally:

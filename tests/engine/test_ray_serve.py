@@ -316,3 +316,26 @@ def test_new_faces_are_encoded_on_the_replicas(ray_cluster, monkeypatch) -> None
     assert steps == [(5, 5)] and there.faces_found == here.faces_found
     assert (there.latents.z_sem - here.latents.z_sem).abs().max().item() <= 1e-5
     assert (there.latents.x_T - here.latents.x_T).abs().max().item() <= 1e-4
+
+
+def test_a_second_bot_process_with_the_same_settings_keeps_the_replicas(
+    ray_cluster, monkeypatch
+) -> None:
+    import ray
+
+    from chatface.engine.ray_serve import DEPLOYMENT, deploy
+
+    def replicas() -> set[str]:
+        return {
+            actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor["name"].startswith(f"SERVE_REPLICA::{DEPLOYMENT}")
+        }  # fmt: skip
+
+    monkeypatch.setenv("CHATFACE_QUEUE_KIND", "ray")
+    deploy(Engine())
+    first = replicas()
+    deploy(Engine())  # what a second process with the same settings does
+    assert replicas() == first
+    monkeypatch.setenv("CHATFACE_RENDER_STEPS", "5")  # other settings: new replicas
+    deploy(Engine())
+    assert replicas().isdisjoint(first)
