@@ -88,7 +88,7 @@ def markdown(table: dict[str, Any]) -> str:
         f"queueing short (in an M/M/1 queue the mean wait is u / (1 - u) service times, "
         f"{load.utilisation / (1 - load.utilisation):.1f} at {load.utilisation:.0%}). "
         "Renders are costed at the best batch size (batches fill at peak), encodes at batch "
-        "1. In brackets: renderers for the edits alone. With queue.kind = \"ray\" both run "
+        '1. In brackets: renderers for the edits alone. With queue.kind = "ray" both run '
         "on the replicas. Add one renderer so that losing one keeps the rest under the cap.",
         "",
         "Costs per column:",
