@@ -339,3 +339,13 @@ def test_a_second_bot_process_with_the_same_settings_keeps_the_replicas(
     monkeypatch.setenv("CHATFACE_RENDER_STEPS", "5")  # other settings: new replicas
     deploy(Engine())
     assert replicas().isdisjoint(first)
+
+
+def test_replicas_autoscale_between_the_two_settings_on_waiting_renders() -> None:
+    autoscaled = renderer(num_replicas=1, max_replicas=3, max_batch=4)._deployment_config
+    scaling = autoscaled.autoscaling_config
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 3)
+    assert scaling.target_ongoing_requests == 4  # a full batch per replica
+    assert autoscaled.max_ongoing_requests == 8  # one batch rendering, one gathering
+    fixed = renderer(num_replicas=2, max_replicas=0)
+    assert fixed.num_replicas == 2 and fixed._deployment_config.autoscaling_config is None
