@@ -281,6 +281,12 @@ class ConversationCore:
         is done; returns how many there were. Call it once, at start-up."""
         return await self.jobs.recover(deliver)
 
+    def close(self) -> None:
+        """End this process's run, after its render queue closed: the jobs it left
+        unfinished are the next start's to recover (a process that ends without closing
+        is seen to have ended all the same)."""
+        self.jobs.run.close()
+
     # --- turns --------------------------------------------------------------------------
 
     async def _read(self, user: str, chat: str, update_id: str | None) -> TurnView:

@@ -433,6 +433,7 @@ async def run_bot(
         await bot.close()
         await asyncio.wait({running})
         await queue.close()
+        core.close()
         store.close()
     _raise_for(running.exception(), base_url)
 

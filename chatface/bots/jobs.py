@@ -10,8 +10,8 @@ render overtaken by a newer move (an undo sent while it rendered) is kept for re
 not sent; work cut off by the queue closing stays unfinished, for the next start.
 
 Several bot processes may share one database: each job row names its owner (the
-process's run id), a process recovers only the jobs it claims from another owner, and a
-process whose job was claimed away (it was still alive) does not answer it.
+process's run, see :mod:`chatface.bots.runs`), and a process recovers only the jobs of
+stopped runs that it claims, so processes starting at once share them out.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from chatface.bots.identity import guard_note, turn_before
 from chatface.bots.photo_jobs import PhotoJobs, discard
 from chatface.bots.replies import FAILED, SILENT, Delivery, Reply
+from chatface.bots.runs import Run
 from chatface.engine.batch import RenderRequest
 from chatface.engine.queue import JobCancelledError, JobReplacedError
 from chatface.engine.types import EditPlan, Progress, SessionState
@@ -70,7 +71,8 @@ class Jobs(PhotoJobs):
         self._active: dict[tuple[str, str], tuple[RenderJob, int]] = {}  # (user, chat) ->
         self._cancelled: set[int] = set()  # job rows cancelled with /cancel
         # Owns this run's jobs: they are being carried out, never recovered by it.
-        self.run_id = uuid.uuid4().hex
+        self.run = Run(engine.config.data_dir)
+        self.run_id = self.run.id
 
     def new(self, kind: str, **fields: object) -> Job:
         """A job row of this run, for ``Store.write_turn`` to add."""
@@ -83,11 +85,14 @@ class Jobs(PhotoJobs):
 
     async def recover(self, deliver: Deliver) -> int:
         """Carry out the jobs that were queued or running when this platform's bot
-        stopped, each one this run claims (another process starting at once may claim it
-        first); each reply goes to ``deliver`` as soon as its job is done. Returns how
-        many jobs there were."""
+        stopped: those of runs that ended, each one this run claims (another process
+        starting at once may claim it first); each reply goes to ``deliver`` as soon as
+        its job is done. Returns how many jobs there were."""
         await asyncio.to_thread(self.store.prune, utc_now() - KEEP_HANDLED)
         rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform, self.run_id)
+        # After the rows: each owner among them locked its file before writing its jobs.
+        alive = await asyncio.to_thread(self.run.others_alive)
+        rows = [row for row in rows if row[0].owner not in alive]
         if rows:
             logger.info("Recovering %d unfinished job(s)", len(rows))
 

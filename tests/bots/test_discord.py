@@ -106,6 +106,7 @@ async def bot_running(
             yield bot
     finally:
         await queue.close()
+        core.close()
         store.close()
 
 

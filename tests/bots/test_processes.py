@@ -8,6 +8,9 @@ either one, as a load balancer or a webhook retry would.
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 
 from chatface.bots.conversation import ConversationCore, Delivery
+from chatface.bots.runs import Run
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
@@ -54,8 +58,9 @@ class Processes:
                 return await body(cores)
             finally:
                 self.gate.set()
-                for queue in queues:
+                for queue, core in zip(queues, cores, strict=True):
                     await queue.close()
+                    core.close()
 
         return asyncio.run(asyncio.wait_for(main(), 120))
 
@@ -139,14 +144,9 @@ def test_jobs_left_unfinished_are_recovered_once_by_processes_starting_at_once(
     users = [f"u{i}" for i in range(6)]
 
     async def left(cores: list[ConversationCore]) -> None:
-        """A process that died with photo jobs left: their rows and their photos."""
-        store = cores[0].store
+        """A process that died with photo jobs left (no lock file: older data)."""
         for user in users:
-            path = store.files_dir / "incoming" / f"{user}.bin"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(PHOTO)
-            job = Job(kind="photo", photo_path=f"incoming/{user}.bin", owner="a-dead-process")
-            store.write_turn("telegram", user, "c", messages=[("user", "[photo]")], job=job)
+            left_photo(cores[0].store, user, "a-dead-process")
 
     async def start_both(cores: list[ConversationCore]) -> list[list[Delivery]]:
         delivered: list[list[Delivery]] = [[], []]
@@ -168,9 +168,9 @@ def test_jobs_left_unfinished_are_recovered_once_by_processes_starting_at_once(
     assert processes.stores[0].unfinished_jobs("telegram") == []
 
 
-def test_a_job_claimed_from_a_live_process_is_answered_once(processes: Processes) -> None:
-    """A process that starts while another one still renders claims that job too (it
-    cannot tell a live owner from a dead one): both render it, only one answers."""
+def test_a_job_of_a_live_process_is_left_to_it(processes: Processes) -> None:
+    """A process that starts while another one still renders leaves that job alone: it
+    is rendered once, and the process rendering it answers."""
 
     async def body(cores: list[ConversationCore]) -> None:
         live, starting = cores
@@ -183,12 +183,91 @@ def test_a_job_claimed_from_a_live_process_is_answered_once(processes: Processes
         processes.gate.clear()
         smile = asyncio.create_task(live.receive_text("u1", "c", "make her smile", None, "2"))
         await until(lambda: live.queue.stats().running == 1)
-        assert await starting.recover(deliver) == 1
-        (recovered,) = delivered
-        assert recovered.reply.image is not None
+        assert await starting.recover(deliver) == 0
         processes.gate.set()
-        assert (await smile).empty  # the live process's render was claimed away: silent
-        assert rendered(cores) == 2
+        assert (await smile).image is not None
+        assert delivered == []
+        assert rendered(cores) == 1
         assert live.store.unfinished_jobs("telegram") == []
 
     processes.run(body)
+
+
+def test_a_job_of_a_process_killed_with_9_is_recovered_at_once(processes: Processes) -> None:
+    """A process killed (-9) leaves its lock file unlocked: the next process to start does
+    its job at once (and deletes the file), while it leaves a live process's job alone."""
+    dead = killed_run(processes.config.data_dir)
+    lock_file = processes.config.data_dir / "runs" / f"{dead}.lock"
+    assert lock_file.is_file()
+
+    async def body(cores: list[ConversationCore]) -> None:
+        live, starting = cores
+        for user, owner in (("u1", dead), ("u2", live.jobs.run_id)):
+            left_photo(live.store, user, owner)
+        delivered: list[Delivery] = []
+
+        async def deliver(delivery: Delivery) -> None:
+            delivered.append(delivery)
+
+        assert await starting.recover(deliver) == 1
+        (recovered,) = delivered
+        assert recovered.user == "u1" and "Got the face" in recovered.reply.text
+        [(job, _, user, _)] = live.store.unfinished_jobs("telegram")
+        assert (user, job.owner) == ("u2", live.jobs.run_id)
+
+    processes.run(body)
+    assert not lock_file.exists()
+
+
+def test_a_run_is_alive_until_it_closes_or_its_process_dies(tmp_path: Path) -> None:
+    dead = killed_run(tmp_path)
+    first, second = Run(tmp_path), Run(tmp_path)
+    (tmp_path / "runs" / "a-stray-file.txt").write_text("")  # not a run's: ignored
+    assert first.others_alive() == {second.id}  # the dead run's file is deleted
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        ["a-stray-file.txt", f"{first.id}.lock", f"{second.id}.lock"]
+    )
+    second.close()
+    assert first.others_alive() == set()
+    assert not (tmp_path / "runs" / f"{second.id}.lock").exists()
+    assert Run(tmp_path).others_alive() == {first.id}
+    assert dead not in {first.id, second.id}
+    first.close()
+
+
+KILLED = """
+import sys
+from pathlib import Path
+from chatface.bots.runs import Run
+
+print(Run(Path(sys.argv[1])).id, flush=True)
+sys.stdin.read()
+"""
+
+
+def killed_run(data_dir: Path) -> str:
+    """The id of a run whose process was killed (-9) while it held its lock."""
+    with subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        run_id = process.stdout.readline().strip()
+        # Alive, it holds the lock: another run sees it.
+        watcher = Run(data_dir)
+        assert run_id in watcher.others_alive()
+        watcher.close()
+        process.kill()
+    assert process.returncode == -signal.SIGKILL
+    return run_id
+
+
+def left_photo(store: Store, user: str, owner: str) -> None:
+    """A photo job ``owner`` had not done: its row and its photo."""
+    path = store.files_dir / "incoming" / f"{user}.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(PHOTO)
+    job = Job(kind="photo", photo_path=f"incoming/{user}.bin", owner=owner)
+    store.write_turn("telegram", user, "c", messages=[("user", "[photo]")], job=job)
