@@ -15,6 +15,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from chatface.errors import StorageError
+
 if sys.platform != "win32":
     import fcntl
 
@@ -37,7 +39,13 @@ class Run:
         # never seen unlocked while the run lives.
         fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot lock a file in {self.folder} ({exc.strerror}): bot processes "
+                    "need file locks in the data directory (a local disk or NFSv4)."
+                ) from exc
             os.replace(temporary, self.folder / f"{self.id}{SUFFIX}")
         except BaseException:
             os.close(fd)

@@ -8,6 +8,9 @@ either one, as a load balancer or a webhook retry would.
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from chatface.bots.runs import Run
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
+from chatface.errors import StorageError
 from chatface.storage import Job, Store
 
 PHOTO = (Path(__file__).resolve().parents[1] / "data" / "faces" / "grace_hopper.jpg").read_bytes()
@@ -233,6 +237,18 @@ def test_a_run_is_alive_until_it_closes_or_its_process_dies(tmp_path: Path) -> N
     assert not (tmp_path / "runs" / f"{second.id}.lock").exists()
     assert Run(tmp_path).others_alive() == {first.id}
     first.close()
+
+
+def test_a_data_dir_without_file_locks_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with pytest.raises(StorageError, match="need file locks in the data directory"):
+        Run(tmp_path)
+    assert list((tmp_path / "runs").iterdir()) == []
 
 
 KILLED = """
