@@ -205,6 +205,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated ids of the Discord channels where the bot answers plain "
             "messages (it always answers DMs and slash commands); needs the Message "
             "Content intent."),
+    Setting("bots", "discord_shard_count", 0,
+            "Discord shards of the bot in all, the same in each of its processes (a bot in "
+            "many servers runs several processes, each serving some shards). 0: one process "
+            "serves as many shards as Discord recommends."),
+    Setting("bots", "discord_shard_ids", "",
+            "Comma-separated ids of the Discord shards this process serves, each below "
+            "bots.discord_shard_count (Discord sends DMs to shard 0 only). Empty: all of them."),
     Setting("plugins", "load", "*",
             "Comma-separated allow-list of third-party plugins (entry-point or package "
             "names) to load; '*' loads all installed, '' loads none. Built-ins always load.",

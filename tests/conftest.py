@@ -14,6 +14,7 @@ from chatface.engine.plugins import ChatFacePluginManager, PluginRecord, make_pl
 from chatface.keys import KNOWN_ENV
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ("tests.databases",)  # database_url, on SQLite and PostgreSQL
 
 
 @pytest.fixture(autouse=True)

@@ -54,7 +54,6 @@ from chatface.bots.zero_shot import ZeroShotTurns, forget_learned
 from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError, StorageError
 from chatface.files import atomic_write
-from chatface.storage.models import Job
 
 if TYPE_CHECKING:
     from chatface.engine.editor import Engine, OpenedFace
@@ -151,7 +150,7 @@ class ConversationCore:
             # The photo is on disk before the job row that points at it.
             path = new_incoming(self.store)
             await asyncio.to_thread(atomic_write, path, photo)
-            job = Job(kind="photo", photo_path=str(path.relative_to(self.store.files_dir)))
+            job = self.jobs.new("photo", photo_path=str(path.relative_to(self.store.files_dir)))
             write = await self._write(
                 user,
                 chat,
@@ -176,7 +175,7 @@ class ConversationCore:
             chat,
             None,
             messages=[("user", _photo_label(name))],
-            job=Job(kind="photo"),
+            job=self.jobs.new("photo"),
         )
         return await self.jobs.store_face(write.job_id or 0, write.user_id, opened, photo, name)
 
@@ -282,6 +281,12 @@ class ConversationCore:
         is done; returns how many there were. Call it once, at start-up."""
         return await self.jobs.recover(deliver)
 
+    def close(self) -> None:
+        """End this process's run, after its render queue closed: the jobs it left
+        unfinished are the next start's to recover (a process that ends without closing
+        is seen to have ended all the same)."""
+        self.jobs.run.close()
+
     # --- turns --------------------------------------------------------------------------
 
     async def _read(self, user: str, chat: str, update_id: str | None) -> TurnView:
@@ -368,7 +373,7 @@ class ConversationCore:
                 plan_json=plan.to_json(),
                 new_state=new_state,
                 reply=text,
-                job=Job(kind="render", steps=plan.steps, schedule=plan.schedule),
+                job=self.jobs.new("render", steps=plan.steps, schedule=plan.schedule),
                 job_if=needs_render,
                 reuse=lambda current: self.jobs.rendering(plan, current.state_json),
             )

@@ -70,6 +70,31 @@ def channel_ids(setting: str, extra: Iterable[int] = ()) -> frozenset[int]:
     return frozenset(ids)
 
 
+def shards(count: int, ids: str) -> tuple[int | None, list[int] | None]:
+    """The shard count and this process's shard ids from ``bots.discord_shard_count`` and
+    ``bots.discord_shard_ids``, as discord.py's ``AutoShardedClient`` takes them: (None,
+    None) lets Discord recommend a count and runs every shard in this process."""
+    if count < 0:
+        raise ConfigError(f"bots.discord_shard_count must be 0 or more; got {count}.")
+    parts = [p.strip() for p in ids.split(",") if p.strip()]
+    if not parts:
+        return (count or None), None
+    if count == 0:
+        raise ConfigError(
+            "bots.discord_shard_ids needs bots.discord_shard_count: the number of shards "
+            "all processes of the bot serve together."
+        )
+    if not all(part.isdigit() for part in parts):
+        raise ConfigError(f"bots.discord_shard_ids must be comma-separated numbers; got {ids!r}.")
+    chosen = sorted({int(part) for part in parts})
+    if chosen[-1] >= count:
+        raise ConfigError(
+            f"bots.discord_shard_ids must be below bots.discord_shard_count ({count}); "
+            f"got {chosen[-1]}."
+        )
+    return count, chosen
+
+
 def intents(channels: bool) -> discord.Intents:
     """Only what the bot needs: DMs always; messages in servers, with their text (the
     privileged Message Content intent), only when it answers in channels."""
@@ -115,8 +140,10 @@ def _core_command(name: str, description: str) -> app_commands.Command:
     return app_commands.Command(name=name, description=description[:100], callback=callback)
 
 
-class DiscordBot(discord.Client):
-    """The chatface bot on Discord, over one :class:`ConversationCore`."""
+class DiscordBot(discord.AutoShardedClient):
+    """The chatface bot on Discord, over one :class:`ConversationCore`; it serves the
+    shards ``shard_ids`` of ``shard_count`` (None: Discord's recommended count, all of
+    them), so a bot too big for one process runs several, each with some shards."""
 
     def __init__(
         self,
@@ -127,8 +154,12 @@ class DiscordBot(discord.Client):
         max_bytes: int,
         announce: Callable[[str], object] = logger.info,
         stop_timeout_s: float = STOP_TIMEOUT_S,
+        shard_count: int | None = None,
+        shard_ids: list[int] | None = None,
     ) -> None:
-        super().__init__(intents=intents(bool(channels)))
+        super().__init__(
+            intents=intents(bool(channels)), shard_count=shard_count, shard_ids=shard_ids
+        )
         self.core, self.channels, self.base_url, self.max_bytes = (
             core, channels, base_url, max_bytes)  # fmt: skip
         self.announce, self.stop_timeout_s = announce, stop_timeout_s
@@ -153,7 +184,8 @@ class DiscordBot(discord.Client):
 
     async def setup_hook(self) -> None:
         if self.base_url:
-            # A plain Client connects to this constant and never asks for the gateway.
+            # With a shard count set, discord.py connects to this constant and never asks
+            # for the gateway.
             _, url, _ = await self.http.get_bot_gateway()
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         self.add_dynamic_items(ResultButton, ForgetAnswer)
@@ -161,7 +193,10 @@ class DiscordBot(discord.Client):
         await self.tree.sync()
         self._recovery = asyncio.create_task(self._recover())
         where = f"DMs and {len(self.channels)} channel(s)" if self.channels else "DMs"
-        self.announce(f"Discord bot {self.user} answers slash commands and {where}; "
+        sharded = ""
+        if self.shard_ids is not None:
+            sharded = f" (shards {', '.join(map(str, self.shard_ids))} of {self.shard_count})"
+        self.announce(f"Discord bot {self.user}{sharded} answers slash commands and {where}; "
                       "Ctrl-C stops it.")  # fmt: skip
 
     async def close(self) -> None:
@@ -368,9 +403,12 @@ async def run_bot(
     base_url: str = "",
     backend: str | None = None,
     announce: Callable[[str], object] = logger.info,
+    shard_count: int | None = None,
+    shard_ids: list[int] | None = None,
 ) -> None:
-    """Serve Discord until SIGINT or SIGTERM; then close the client (it lets what runs
-    finish, see :meth:`DiscordBot.close`), the queue and the store."""
+    """Serve Discord (shards ``shard_ids`` of ``shard_count``, see :func:`shards`) until
+    SIGINT or SIGTERM; then close the client (it lets what runs finish, see
+    :meth:`DiscordBot.close`), the queue and the store."""
     from chatface.engine.queue import make_queue
     from chatface.storage import Store
 
@@ -378,7 +416,8 @@ async def run_bot(
     queue = await make_queue(engine)
     core = ConversationCore(engine, store, queue, "discord", backend)
     bot = DiscordBot(core, channels=channels, base_url=base_url,
-                     max_bytes=engine.config["photos.max_bytes"], announce=announce)  # fmt: skip
+                     max_bytes=engine.config["photos.max_bytes"], announce=announce,
+                     shard_count=shard_count, shard_ids=shard_ids)  # fmt: skip
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -394,6 +433,7 @@ async def run_bot(
         await bot.close()
         await asyncio.wait({running})
         await queue.close()
+        core.close()
         store.close()
     _raise_for(running.exception(), base_url)
 

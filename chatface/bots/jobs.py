@@ -8,11 +8,16 @@ queue as data-only requests, keyed by the chat (user and chat), so a newer edit 
 only the same chat's waiting one. A failed or cancelled render takes its edit back; a
 render overtaken by a newer move (an undo sent while it rendered) is kept for redo but
 not sent; work cut off by the queue closing stays unfinished, for the next start.
+
+Several bot processes may share one database: each job row names its owner (the
+process's run, see :mod:`chatface.bots.runs`), and a process recovers only the jobs of
+stopped runs that it claims, so processes starting at once share them out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,13 +28,14 @@ from typing import TYPE_CHECKING
 from chatface.bots.identity import guard_note, turn_before
 from chatface.bots.photo_jobs import PhotoJobs, discard
 from chatface.bots.replies import FAILED, SILENT, Delivery, Reply
+from chatface.bots.runs import Run
 from chatface.engine.batch import RenderRequest
 from chatface.engine.queue import JobCancelledError, JobReplacedError
 from chatface.engine.types import EditPlan, Progress, SessionState
 from chatface.errors import ChatFaceError
 from chatface.files import atomic_write
 from chatface.storage.models import Face, Job, utc_now
-from chatface.storage.turns import Rendering
+from chatface.storage.turns import JobEnd, Rendering
 
 if TYPE_CHECKING:
     from chatface.bots.faces import FaceCache
@@ -64,19 +70,35 @@ class Jobs(PhotoJobs):
         self.platform, self.backend = platform, backend  # the backend for new photos
         self._active: dict[tuple[str, str], tuple[RenderJob, int]] = {}  # (user, chat) ->
         self._cancelled: set[int] = set()  # job rows cancelled with /cancel
-        # Jobs created since are this run's own, being carried out: never recovered.
-        self._run_began = utc_now()
+        # Owns this run's jobs: they are being carried out, never recovered by it.
+        self.run = Run(engine.config.data_dir)
+        self.run_id = self.run.id
+
+    def new(self, kind: str, **fields: object) -> Job:
+        """A job row of this run, for ``Store.write_turn`` to add."""
+        return Job(kind=kind, owner=self.run_id, **fields)
+
+    async def _finish(self, job_id: int, state: str, **fields: object) -> JobEnd:
+        """End this run's job ``job_id`` (see ``Store.finish_job``)."""
+        end = functools.partial(self.store.finish_job, job_id, state, owner=self.run_id)
+        return await asyncio.to_thread(end, **fields)  # type: ignore[arg-type]
 
     async def recover(self, deliver: Deliver) -> int:
         """Carry out the jobs that were queued or running when this platform's bot
-        stopped; each reply goes to ``deliver`` as soon as its job is done. Returns how
-        many jobs there were."""
+        stopped: those of runs that ended, each one this run claims (another process
+        starting at once may claim it first); each reply goes to ``deliver`` as soon as
+        its job is done. Returns how many jobs there were."""
         await asyncio.to_thread(self.store.prune, utc_now() - KEEP_HANDLED)
-        rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform, self._run_began)
+        rows = await asyncio.to_thread(self.store.unfinished_jobs, self.platform, self.run_id)
+        # After the rows: each owner among them locked its file before writing its jobs.
+        alive = await asyncio.to_thread(self.run.others_alive)
+        rows = [row for row in rows if row[0].owner not in alive]
         if rows:
             logger.info("Recovering %d unfinished job(s)", len(rows))
 
         async def one(job: Job, user_id: int, user: str, chat: str) -> None:
+            if not await asyncio.to_thread(self.store.claim_job, job, self.run_id):
+                return  # another process carries it out
             try:
                 reply = await self._resume(job, user, chat, user_id)
             except Exception:
@@ -154,13 +176,13 @@ class Jobs(PhotoJobs):
         try:
             result = await job.result()
         except JobReplacedError:
-            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+            await self._finish(job_id, "cancelled")
             return SILENT  # the newer message answers
         except JobCancelledError:
             if job_id not in self._cancelled:
                 return SILENT  # the queue closed: the next start does the job
             self._cancelled.discard(job_id)
-            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled", undo=True)
+            await self._finish(job_id, "cancelled", undo=True)
             return SILENT  # /cancel answers
         except ChatFaceError as exc:
             return await self._fail(job_id, str(exc), undo=True)
@@ -178,16 +200,17 @@ class Jobs(PhotoJobs):
             rendered = SessionState(dict(result.strengths)).to_json()
         try:
             image = await self.queue.postprocess(_finish, opened, result.crop, path)
-            end = await asyncio.to_thread(
-                self.store.finish_job, job_id, "done", reply=text, result_path=relative,
-                identity=result.identity, state_json=rendered, steps=request.steps,
-                schedule=request.schedule,
+            end = await self._finish(
+                job_id, "done", reply=text, result_path=relative, identity=result.identity,
+                state_json=rendered, steps=request.steps, schedule=request.schedule,
             )  # fmt: skip
         except JobCancelledError:
             return SILENT
         except Exception:
             logger.exception("Storing a result failed (job %s)", job_id)
             return await self._fail(job_id, FAILED, "unexpected error", undo=True)
+        if end.lost:  # another process claimed the job: it answers (the same file)
+            return SILENT
         if not end.found:  # forgotten meanwhile
             await asyncio.to_thread(discard, path)
             return SILENT
@@ -214,15 +237,8 @@ class Jobs(PhotoJobs):
     async def _fail(
         self, job_id: int, message: str, error: str | None = None, *, undo: bool = False
     ) -> Reply:
-        await asyncio.to_thread(
-            self.store.finish_job,
-            job_id,
-            "failed",
-            reply=message,
-            error=error or message,
-            undo=undo,
-        )
-        return Reply(message, error=True)
+        end = await self._finish(job_id, "failed", reply=message, error=error or message, undo=undo)
+        return SILENT if end.lost else Reply(message, error=True)
 
     async def _resume(self, job: Job, user: str, chat: str, user_id: int) -> Reply:
         """Carry out a job left unfinished by the last run."""
@@ -239,7 +255,7 @@ class Jobs(PhotoJobs):
         current = await asyncio.to_thread(self.store.current_edit, face.id or 0)
         if current is None or current.id != job.edit_id:
             # Moved on before the restart (undo, a newer edit): nothing is owed.
-            await asyncio.to_thread(self.store.finish_job, job_id, "cancelled")
+            await self._finish(job_id, "cancelled")
             return SILENT
         plan = EditPlan("edit", steps=job.steps, schedule=job.schedule)
         return await self.render(

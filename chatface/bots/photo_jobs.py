@@ -63,6 +63,8 @@ class PhotoJobs:
             self, job_id: int, message: str, error: str | None = None, *, undo: bool = False
         ) -> Reply: ...
 
+        run_id: str
+
     async def encode(
         self,
         job_id: int,
@@ -138,7 +140,9 @@ class PhotoJobs:
             source_name=name,
             photo_path=earlier.photo_path,
         )
-        finish = functools.partial(self.store.finish_job, job_id, "done", reply=text, face=face)
+        finish = functools.partial(
+            self.store.finish_job, job_id, "done", reply=text, face=face, owner=self.run_id
+        )
         try:
             end = await asyncio.to_thread(finish)
         except Exception:
@@ -184,7 +188,7 @@ class PhotoJobs:
             if not photo_file.exists():
                 atomic_write(photo_file, photo_png)
             face.photo_path = str(photo_file.relative_to(self.store.files_dir))
-            end = self.store.finish_job(job_id, "done", reply=text, face=face)
+            end = self.store.finish_job(job_id, "done", reply=text, face=face, owner=self.run_id)
             if not end.found:  # forgotten meanwhile
                 discard(photo_file)
             return end.face

@@ -410,6 +410,7 @@ def run(
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         store = Store.from_config(engine.config)
         queue = await make_queue(engine)
+        core: ConversationCore | None = None
         try:
             core = ConversationCore(engine, store, queue, PLATFORM, backend=backend)
             urls = {"base_url": base_url, "base_file_url": base_file_url}
@@ -420,6 +421,8 @@ def run(
             announce("Stopped.")
         finally:
             await queue.close()
+            if core is not None:
+                core.close()
             store.close()
 
     asyncio.run(serve())

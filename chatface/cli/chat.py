@@ -82,8 +82,8 @@ async def _session(
     command_names = {c.name for c in COMMANDS}
 
     queue = await make_queue(engine)
+    core = ConversationCore(engine, store, queue, platform="cli", backend=backend)
     try:
-        core = ConversationCore(engine, store, queue, platform="cli", backend=backend)
         reply = await core.add_face(user, chat_id, *first)
         console.print(f"[bold]chatface:[/bold] {reply.text}")
         console.print(f"(Type what to change; {PHOTO_COMMAND} PATH for another photo; quit.)")
@@ -116,6 +116,7 @@ async def _session(
                 console.print(f"  saved {path}")
     finally:
         await queue.close()
+        core.close()
 
 
 async def _switch_photo(core: ConversationCore, user: str, chat_id: str, argument: str) -> str:

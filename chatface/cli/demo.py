@@ -113,8 +113,8 @@ async def _edit_and_undo(
     from chatface.engine.queue import make_queue
 
     queue = await make_queue(engine)
+    core = ConversationCore(engine, store, queue, "cli", backend=backend)
     try:
-        core = ConversationCore(engine, store, queue, "cli", backend=backend)
         # Stored as your own session, so `chatface history` right after shows it.
         user, chat_id = getpass.getuser(), "demo"
         await core.add_face(user, chat_id, opened, data, source.name)
@@ -124,3 +124,4 @@ async def _edit_and_undo(
         return after, undo
     finally:
         await queue.close()
+        core.close()

@@ -92,6 +92,9 @@ def discord(
     config = load_config()
     token = key_store(config.data_dir).require("discord")
     channels = bot.channel_ids(config["bots.discord_channels"], channel)
+    shard_count, shard_ids = bot.shards(
+        config["bots.discord_shard_count"], config["bots.discord_shard_ids"]
+    )
     engine = make_engine()
     backend = pick_backend(engine, None)
     asyncio.run(
@@ -102,5 +105,7 @@ def discord(
             base_url=base_url or config["bots.discord_base_url"],
             backend=backend,
             announce=console.print,
+            shard_count=shard_count,
+            shard_ids=shard_ids,
         )
     )

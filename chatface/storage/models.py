@@ -194,6 +194,9 @@ class Job(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = _created_at()
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The bot process (its run id) carrying the job out: another process recovers the
+    # job only by claiming it, so two that start at once never both do it.
+    owner: str | None = Field(default=None, max_length=32)
 
 
 class Update(SQLModel, table=True):

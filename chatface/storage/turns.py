@@ -62,6 +62,7 @@ class JobEnd:
     found: bool  # False: the job was deleted meanwhile (/forget); nothing was written
     face: Face | None = None  # a photo job's new face, as stored
     current: bool = True  # a render's edit is still its face's current one
+    lost: bool = False  # another process claimed the job and answers it; nothing was written
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,7 @@ class Turns:
         state_json: str | None = None,
         steps: int | None = None,
         schedule: str | None = None,
+        owner: str | None = None,
     ) -> JobEnd:
         """End a job in one write transaction: its state, a render's ``result_path``,
         ``identity`` similarity, the ``state_json`` it rendered (when the identity guard
@@ -326,13 +328,15 @@ class Turns:
         bot's ``reply`` logged (not for a render whose edit is no longer the current one:
         that reply is never sent). ``undo`` takes back a render's edit (that failed or was
         cancelled) if it is still the current one. A job deleted meanwhile (/forget) is
-        left alone."""
+        left alone, and so is one another process claimed from ``owner`` (when given)."""
         if result_path is not None:
             check_relative(result_path)
         with self._transaction() as session:
             job = session.get(Job, job_id)
             if job is None or session.get(Conversation, job.conversation_id) is None:
                 return JobEnd(found=False)
+            if owner is not None and job.owner != owner:
+                return JobEnd(found=True, current=False, lost=True)
             job.state, job.error, job.finished_at = state, error, utc_now()
             session.add(job)
             current = True
@@ -361,10 +365,11 @@ class Turns:
             return JobEnd(found=True, face=face, current=current)
 
     def unfinished_jobs(
-        self, platform: str, before: datetime | None = None
+        self, platform: str, not_owner: str | None = None
     ) -> list[tuple[Job, int, str, str]]:
-        """Jobs of ``platform``'s users that were queued or running (and created before
-        ``before``), oldest first, each with its user's id and platform id and its chat id."""
+        """Jobs of ``platform``'s users that are queued or running (and not owned by
+        ``not_owner``), oldest first, each with its user's id and platform id and its
+        chat id."""
         with self._transaction(write=False) as session:
             query = (
                 select(Job, User.id, User.platform_user_id, Conversation.chat_id)
@@ -373,11 +378,27 @@ class Turns:
                 .where(User.platform == platform, col(Job.state).in_(UNFINISHED))
                 .order_by(col(Job.id))
             )
-            if before is not None:
-                query = query.where(col(Job.created_at) < before)
+            if not_owner is not None:
+                query = query.where(sa.or_(col(Job.owner).is_(None), col(Job.owner) != not_owner))
             return [
                 (job, uid or 0, user, chat) for job, uid, user, chat in session.exec(query).all()
             ]
+
+    def claim_job(self, job: Job, owner: str) -> bool:
+        """Make ``owner`` the owner of unfinished ``job`` if no one claimed it since it was
+        read (one conditional update, so of processes claiming at once one wins)."""
+        with self._transaction() as session:
+            claimed = session.exec(
+                sa.update(Job)
+                .where(
+                    col(Job.id) == job.id,
+                    col(Job.state).in_(UNFINISHED),
+                    col(Job.owner).is_not_distinct_from(job.owner),
+                )
+                .values(owner=owner)
+                .execution_options(synchronize_session=False)
+            )
+            return claimed.rowcount == 1
 
     def prune(self, before: datetime) -> int:
         """Delete handled-update keys and finished jobs older than ``before``."""

@@ -90,10 +90,12 @@ def run(engine, store, platform: str, body: Callable[[ConversationCore], Awaitab
 
     async def main() -> Any:
         queue = LocalRenderQueue.from_engine(engine)
+        core = ConversationCore(engine, store, queue, platform, backend="tiny")
         try:
-            return await body(ConversationCore(engine, store, queue, platform, backend="tiny"))
+            return await body(core)
         finally:
             await queue.close()
+            core.close()
 
     return asyncio.run(main())
 
@@ -359,11 +361,13 @@ def run_gated(engine, store, platform: str, body):  # type: ignore[no-untyped-de
 
     async def main() -> Any:
         queue = LocalRenderQueue(render_batch, batch_window_s=0, engine=engine)
+        core = ConversationCore(engine, store, queue, platform, "tiny")
         try:
-            return await body(ConversationCore(engine, store, queue, platform, "tiny"), gate)
+            return await body(core, gate)
         finally:
             gate.set()
             await queue.close()
+            core.close()
 
     return asyncio.run(main())
 

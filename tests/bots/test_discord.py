@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from chatface.bots.conversation import COMMANDS, TOO_FAST, ConversationCore
-from chatface.bots.discord import DiscordBot, api_base, channel_ids
+from chatface.bots.discord import DiscordBot, api_base, channel_ids, shards
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
@@ -106,6 +106,7 @@ async def bot_running(
             yield bot
     finally:
         await queue.close()
+        core.close()
         store.close()
 
 
@@ -500,6 +501,54 @@ def test_settings_name_channels_and_the_api_base() -> None:
         channel_ids("12,general")
     assert api_base("http://127.0.0.1:5/") == "http://127.0.0.1:5/api/v10"
     assert api_base("https://example.org/api/v10") == "https://example.org/api/v10"
+
+
+@pytest.mark.parametrize(
+    ("settings", "shard"),
+    [({}, [0, 1]), ({"COUNT": "3", "IDS": "2"}, [2, 3]), ({"COUNT": "2", "IDS": "0"}, [0, 2])],
+)
+def test_the_bot_identifies_with_the_shards_the_settings_ask_for(
+    fake, pm, monkeypatch, settings, shard
+) -> None:
+    """Default: the count Discord recommends (GET /gateway/bot; the fake says 1). The fake
+    serves one session at a time, so each case runs one shard."""
+    env = {f"CHATFACE_BOTS_DISCORD_SHARD_{k}": v for k, v in settings.items()}
+    engine = make_engine(pm, monkeypatch, **env)
+    count, ids = shards(
+        engine.config["bots.discord_shard_count"], engine.config["bots.discord_shard_ids"]
+    )
+
+    async def scenario() -> None:
+        async with bot_running(fake, engine, shard_count=count, shard_ids=ids):
+            identify = await fake.wait_for_gateway(2)
+            assert identify.data["shard"] == shard
+            await slash(fake, "help")  # and it answers
+
+    run(scenario())
+    assert [f.data["shard"] for f in fake.gateway_frames if f.op == 2] == [shard]
+
+
+def test_shard_settings_are_checked() -> None:
+    assert shards(0, "") == (None, None)
+    assert shards(4, " 3, 1,1 ") == (4, [1, 3])
+    for count, ids, message in [
+        (2, "2", r"below bots.discord_shard_count \(2\); got 2"),
+        (0, "1", "needs bots.discord_shard_count"),
+        (-1, "", "0 or more"),
+        (2, "0,one", "comma-separated numbers"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            shards(count, ids)
+
+
+def test_serve_discord_with_a_shard_beyond_the_count_says_so() -> None:
+    env = {**os.environ, "DISCORD_BOT_TOKEN": "t", "CHATFACE_BOTS_DISCORD_SHARD_COUNT": "2",
+           "CHATFACE_BOTS_DISCORD_SHARD_IDS": "0,2"}  # fmt: skip
+    process = _serve(env)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "bots.discord_shard_ids must be below bots.discord_shard_count (2); got 2" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def _serve(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

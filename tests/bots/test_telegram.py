@@ -101,8 +101,8 @@ async def serving(
     (status edits are not throttled, so that each test sees them)."""
     store = Store.from_config(engine.config)
     queue = LocalRenderQueue.from_engine(engine)
+    core = ConversationCore(engine, store, queue, "telegram", backend="tiny")
     try:
-        core = ConversationCore(engine, store, queue, "telegram", backend="tiny")
         urls = {"base_url": server.base_url, "base_file_url": server.base_file_url}
         async with telegram.running(
             core, TOKEN, webhook=webhook, status_interval_s=0, poll_timeout_s=5, **urls
@@ -110,6 +110,7 @@ async def serving(
             yield core
     finally:
         await queue.close()
+        core.close()
         store.close()
 
 

@@ -39,10 +39,12 @@ def chatting(engine: Engine, store: Store, session) -> None:  # type: ignore[no-
 
     async def run() -> None:
         queue = LocalRenderQueue.from_engine(engine)
+        core = ConversationCore(engine, store, queue, "cli", backend="tiny")
         try:
-            await session(ConversationCore(engine, store, queue, "cli", backend="tiny"))
+            await session(core)
         finally:
             await queue.close()
+            core.close()
             store.close()
 
     asyncio.run(run())

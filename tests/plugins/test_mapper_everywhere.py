@@ -85,11 +85,12 @@ def test_the_bots_list_it_in_attributes(curly, isolated_env) -> None:
 
     async def main() -> str:
         queue = LocalRenderQueue.from_engine(engine)
+        core = ConversationCore(engine, store, queue, "telegram", backend="tiny")
         try:
-            core = ConversationCore(engine, store, queue, "telegram", backend="tiny")
             return (await core.command("u1", "c1", "attributes", "")).text
         finally:
             await queue.close()
+            core.close()
 
     try:
         text = asyncio.run(main())
