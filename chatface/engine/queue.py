@@ -400,6 +400,7 @@ async def make_queue(engine: Engine) -> RenderQueue:
 
     try:
         renderer = await asyncio.to_thread(ray_serve.connect, engine)
+        ray_serve.reinstall_signal_handlers()
     except ray_serve.RayUnavailableError as exc:
         if not config["queue.ray_fallback"]:
             raise

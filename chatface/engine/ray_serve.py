@@ -37,7 +37,9 @@ import hashlib
 import io
 import json
 import logging
+import signal
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -221,10 +223,14 @@ def deploy(engine: Engine) -> Any:
     app = serve.RunTarget(
         renderer(**options).bind(environ, fingerprint), name=DEPLOYMENT, route_prefix=None
     )
-    [handle] = serve.run_many([app], wait_for_applications_running=False)
-    while (status := serve.status().applications[DEPLOYMENT]).status != "RUNNING":
-        if status.status == "DEPLOY_FAILED" or time.monotonic() > deadline:
-            why = status.message or f"not running after {timeout_s:g} s"
+    serve.run_many(
+        [app], wait_for_ingress_deployment_creation=False, wait_for_applications_running=False
+    )
+    while (handle := _running(fingerprint)) is None:  # until the new replicas answer
+        status = serve.status().applications.get(DEPLOYMENT)
+        failed = status is not None and status.status == "DEPLOY_FAILED"
+        if failed or time.monotonic() > deadline:
+            why = (status and status.message) or f"not running after {timeout_s:g} s"
             serve.delete(DEPLOYMENT, _blocking=False)
             raise RayUnavailableError(
                 f"The render replicas did not start on the Ray cluster ({why}); check "
@@ -237,8 +243,7 @@ def deploy(engine: Engine) -> Any:
 
 def _running(fingerprint: str) -> Any:
     """The handle of the render deployment if it runs with ``fingerprint`` (the same
-    code, settings and options), else None: deploying again would replace its
-    replicas."""
+    code, settings and options), else None."""
     from ray import serve
 
     status = serve.status().applications.get(DEPLOYMENT)
@@ -392,6 +397,16 @@ class RayRenderQueue(LocalRenderQueue):
 
     async def weights_of(self, backend: str) -> str:
         return (await self.renderer.backend_info(backend))[1]
+
+
+def reinstall_signal_handlers() -> None:
+    """Set this process's SIGINT and SIGTERM handlers again (from the main thread, after
+    ``deploy``): joining Ray puts its crash reporter in front of them, which aborts the
+    process after a bot's graceful stop."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if (handler := signal.getsignal(signum)) is not None:
+                signal.signal(signum, handler)
 
 
 def connect(engine: Engine) -> RayRenderer:

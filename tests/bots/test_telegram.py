@@ -505,15 +505,24 @@ def test_a_429_is_retried_and_the_token_is_never_logged(
     assert "secret word" not in logged
 
 
-@contextlib.contextmanager
-def serve_process(server: FakeTelegramServer, encode_steps: int = 1) -> Iterator[subprocess.Popen]:
-    """`chatface serve telegram` against the fake, polling once this returns; killed on exit
-    if still running."""
+def serve_command(
+    server: FakeTelegramServer, encode_steps: int = 1, **settings: str
+) -> tuple[list[str], dict[str, str]]:
     command = [sys.executable, "-m", "chatface", "serve", "telegram",
                "--base-url", server.base_url, "--base-file-url", server.base_file_url]  # fmt: skip
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "CHATFACE_ENGINE_BACKEND": "tiny",
            "CHATFACE_RENDER_ENCODE_STEPS": str(encode_steps),
-           "CHATFACE_RENDER_STEPS": "2"}  # fmt: skip
+           "CHATFACE_RENDER_STEPS": "2", **settings}  # fmt: skip
+    return command, env
+
+
+@contextlib.contextmanager
+def serve_process(
+    server: FakeTelegramServer, encode_steps: int = 1, **settings: str
+) -> Iterator[subprocess.Popen]:
+    """`chatface serve telegram` against the fake (``settings``: more CHATFACE_*
+    variables), polling once this returns; killed on exit if still running."""
+    command, env = serve_command(server, encode_steps, **settings)
     since = len(server.calls)
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -571,6 +580,35 @@ def test_a_photo_cut_off_by_kill_9_is_answered_after_a_restart(
     assert len(got_face()) == 1
     # The update was confirmed before the kill: the answer came from the job row alone.
     assert sum(photo in batch for batch in server.deliveries) == 1
+    assert result.params["caption"] == "Adding a medium smile."
+
+
+def test_on_ray_a_job_waits_in_storage_while_the_cluster_is_unreachable(
+    server: FakeTelegramServer,
+) -> None:
+    """queue.kind = "ray": the bot stops at once while its cluster cannot be reached,
+    leaving a photo job the last run left; started with the cluster there, it encodes and
+    renders on the replicas and answers everything once."""
+    with serve_process(server, encode_steps=500) as process:
+        server.user_sends_photo(CHAT, USER, PHOTO)
+        server.wait_for_sync("sendMessage", text="Working on it…", timeout=WAIT_S)
+        process.kill()
+        process.communicate()
+    command, env = serve_command(
+        server, CHATFACE_QUEUE_KIND="ray", CHATFACE_QUEUE_RAY_ADDRESS="127.0.0.1:9"
+    )
+    down = subprocess.run(command, env=env, capture_output=True, text=True, timeout=WAIT_S)
+    assert down.returncode != 0
+    assert "Cannot reach the Ray cluster at '127.0.0.1:9'" in down.stderr
+    assert "Traceback" not in down.stderr
+    assert not [t for t in texts(server, CHAT) if t.startswith("Got the face")]
+    with serve_process(server, CHATFACE_QUEUE_KIND="ray") as process:  # Ray on this machine
+        server.wait_for_sync("sendMessage", lambda c: c.params["text"].startswith("Got the face"),
+                             timeout=WAIT_S)  # fmt: skip
+        server.user_sends_text(CHAT, USER, "make her smile")
+        result = server.wait_for_sync("sendPhoto", timeout=WAIT_S)
+        stop(process)
+    assert len([t for t in texts(server, CHAT) if t.startswith("Got the face")]) == 1
     assert result.params["caption"] == "Adding a medium smile."
 
 
