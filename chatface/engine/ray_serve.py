@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatface import __version__
 from chatface.config import SETTINGS, Config
-from chatface.engine.queue import LocalRenderQueue
+from chatface.engine.queue import JobCancelledError, LocalRenderQueue
 from chatface.errors import ChatFaceError
 
 if TYPE_CHECKING:
@@ -263,9 +263,10 @@ class RayRenderer:
     alone, comes back in order. Faces go to the object store once (see the module
     docstring)."""
 
-    def __init__(self, handle: Any, faces: int = 128) -> None:
+    def __init__(self, handle: Any, faces: int = 128, owns_ray: bool = False) -> None:
         self.handle = handle
         self.faces = faces
+        self.owns_ray = owns_ray  # Ray was started for this process alone
         self.faces_sent = 0  # faces put into the object store
         self._refs: OrderedDict[str, Any] = OrderedDict()  # face digest -> ObjectRef
         self._backends: dict[str, tuple[int, str]] = {}  # backend_info answers
@@ -393,10 +394,21 @@ class RayRenderQueue(LocalRenderQueue):
     async def open_face(
         self, photo: bytes, *, backend: str, progress: Progress | None = None
     ) -> OpenedFace:
+        if self._closed:
+            raise JobCancelledError("The render queue is closed.")
         return await self.renderer.open_face(self._engine(), photo, backend, progress)
 
     async def weights_of(self, backend: str) -> str:
         return (await self.renderer.backend_info(backend))[1]
+
+    async def close(self) -> None:
+        """Close the queue; a Ray instance started for this process alone ends with it
+        at once (its replicas have nothing left to finish)."""
+        await super().close()
+        if self.renderer.owns_ray:
+            import ray
+
+            await asyncio.to_thread(ray.shutdown)
 
 
 def reinstall_signal_handlers() -> None:
@@ -411,4 +423,7 @@ def reinstall_signal_handlers() -> None:
 
 def connect(engine: Engine) -> RayRenderer:
     """Deploy (:func:`deploy`) and return the front's renderer over the replicas."""
-    return RayRenderer(deploy(engine), int(engine.config["queue.ray_faces"]))
+    import ray
+
+    owns_ray = not ray.is_initialized() and not engine.config["queue.ray_address"]
+    return RayRenderer(deploy(engine), int(engine.config["queue.ray_faces"]), owns_ray)
