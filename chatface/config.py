@@ -176,6 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("queue", "ray_start_timeout_s", 180.0,
             "With queue.kind 'ray': seconds to reach the cluster and start the replicas "
             "(loading the models) before giving up with an error."),
+    Setting("queue", "ray_timeout_s", 600.0,
+            "With queue.kind 'ray': seconds one render or encoding may wait for a replica's "
+            "answer before it fails (no live replicas, a hung node). 0: no limit."),
     Setting("queue", "ray_fallback", False,
             "With queue.kind 'ray': when the cluster cannot be reached or its replicas do "
             "not start, render in this process instead (like queue.kind 'local') rather "

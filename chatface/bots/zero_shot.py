@@ -38,7 +38,9 @@ class ZeroShotTurns:
         self._seconds: dict[str, float | None] = {}  # backend -> expected seconds (or off)
 
     def learner(self) -> TextLearner | None:
-        return find_learner(self.engine)
+        """The learner; None when renders run elsewhere (on Ray replicas, which would not
+        know an offset learned in this process)."""
+        return find_learner(self.engine) if self.queue.renders_here else None
 
     async def seconds(self, face: Face | None) -> float | None:
         """Expected seconds to learn a text for ``face``; None when there is no face, no

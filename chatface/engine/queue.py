@@ -112,6 +112,8 @@ class RenderQueue(Protocol):
         self, request: RenderRequest, progress: Progress | None = None, *, replace: bool = True
     ) -> RenderJob: ...
 
+    renders_here: bool  # False: renders run elsewhere (replicas), not on this engine
+
     def cancel(self, job: RenderJob) -> bool: ...
 
     def position(self, job: RenderJob) -> int | None: ...
@@ -134,6 +136,8 @@ class RenderQueue(Protocol):
 class LocalRenderQueue:
     """The queue in this process (see the module docstring). Create it inside a running
     event loop; ``await close()`` when done."""
+
+    renders_here = True  # the models that render are this process's (the engine's)
 
     def __init__(
         self,
@@ -159,6 +163,7 @@ class LocalRenderQueue:
         self._loop = asyncio.get_running_loop()
         self._users: OrderedDict[str, deque[RenderJob]] = OrderedDict()  # round-robin order
         self._running: set[RenderJob] = set()
+        self._forming: list[RenderJob] = []  # taken for the next batch, not started yet
         self._slots = asyncio.Semaphore(in_flight)  # batches rendering at once
         self._renders: set[asyncio.Task[None]] = set()
         self._stats = QueueStats()
@@ -217,7 +222,9 @@ class LocalRenderQueue:
 
     def cancel(self, job: RenderJob) -> bool:
         """Cancel a queued or running job (a running render finishes, unseen)."""
-        if job.state == "queued":
+        if job in self._forming:
+            self._forming.remove(job)
+        elif job.state == "queued":
             self._users[job.user].remove(job)
         elif job.state != "running":
             return False
@@ -231,7 +238,7 @@ class LocalRenderQueue:
             return 0
         if job.state != "queued":
             return None
-        return self._fair_order().index(job) + 1
+        return (self._forming + self._fair_order()).index(job) + 1
 
     def stats(self) -> QueueStats:
         queued, running = self._queued(), sum(j.state == "running" for j in self._running)
@@ -281,7 +288,7 @@ class LocalRenderQueue:
         self._worker.cancel()
         for task in self._renders:
             task.cancel()
-        for job in self._fair_order() + list(self._running):
+        for job in self._forming + self._fair_order() + list(self._running):
             job._finish("cancelled", error=JobCancelledError("The render queue closed."))
         self._users.clear()
         self._model.shutdown(wait=False, cancel_futures=True)
@@ -293,7 +300,7 @@ class LocalRenderQueue:
     # --- scheduling --------------------------------------------------------------------
 
     def _queued(self) -> int:
-        return sum(len(jobs) for jobs in self._users.values())
+        return len(self._forming) + sum(len(jobs) for jobs in self._users.values())
 
     def _fair_order(self) -> list[RenderJob]:
         """Queued jobs in the order batches will take them: round-robin over users."""
@@ -330,7 +337,7 @@ class LocalRenderQueue:
 
     async def _next_batch(self) -> list[RenderJob]:
         """The next batch: the first queued jobs, then those arriving within the window."""
-        batch: list[RenderJob] = []
+        batch = self._forming = []
         while not batch:
             self._take(self.max_batch, batch)
             if not batch:
@@ -344,6 +351,7 @@ class LocalRenderQueue:
                 break
             self._wake.clear()
             self._take(self.max_batch - len(batch), batch)
+        self._forming = []
         return batch
 
     async def _render(self, batch: list[RenderJob]) -> None:
@@ -400,12 +408,13 @@ async def make_queue(engine: Engine) -> RenderQueue:
 
     try:
         renderer = await asyncio.to_thread(ray_serve.connect, engine)
-        ray_serve.reinstall_signal_handlers()
     except ray_serve.RayUnavailableError as exc:
         if not config["queue.ray_fallback"]:
             raise
         logger.warning("%s Rendering in this process instead (queue.ray_fallback).", exc)
         return LocalRenderQueue.from_engine(engine)
+    finally:
+        ray_serve.reinstall_signal_handlers()
     replicas = max(int(config["queue.ray_replicas"]), int(config["queue.ray_max_replicas"]))
     return ray_serve.RayRenderQueue.from_engine(engine, renderer, in_flight=2 * replicas)
 

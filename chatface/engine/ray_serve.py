@@ -42,13 +42,14 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatface import __version__
 from chatface.config import SETTINGS, Config
 from chatface.engine.queue import JobCancelledError, LocalRenderQueue
-from chatface.errors import ChatFaceError
+from chatface.errors import ChatFaceError, WeightsMissingError
 
 if TYPE_CHECKING:
     from chatface.engine.batch import RenderRequest, RenderResult
@@ -56,7 +57,12 @@ if TYPE_CHECKING:
     from chatface.engine.types import Progress
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 DEPLOYMENT = "chatface-render"
+# Sections of settings the replicas use; the others (bots, storage, planner, queue) are
+# the front's, and may differ between bot processes sharing the replicas.
+REPLICA_SECTIONS = ("engine", "identity", "mapper", "method", "paths", "photos", "plugins",
+                    "render", "train", "weights", "zero_shot")  # fmt: skip
 
 
 class RayUnavailableError(ChatFaceError):
@@ -64,15 +70,21 @@ class RayUnavailableError(ChatFaceError):
 
 
 def replica_environ(config: Config) -> dict[str, str]:
-    """``config``'s settings as the ``CHATFACE_*`` variables a replica loads its settings
-    from: replicas render with this process's settings, whatever config file their own
-    machine has. ``storage.url`` stays out (replicas use no storage; it may hold a
-    password)."""
+    """``config``'s settings that replicas use (``REPLICA_SECTIONS``), as the
+    ``CHATFACE_*`` variables a replica loads its settings from: replicas render with this
+    process's settings, whatever config file their own machine has."""
     return {
         setting.env: str(value).lower() if isinstance(value, bool) else str(value)
         for setting in SETTINGS
-        if setting.name != "storage.url" and (value := config[setting.name]) is not None
+        if setting.section in REPLICA_SECTIONS and (value := config[setting.name]) is not None
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderFailed:
+    """A render's own error, in the place of its result in a replica's batch."""
+
+    error: Exception
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,25 +140,53 @@ def renderer(
 
             self.engine = Engine(load_config(environ))
             self._fingerprint = fingerprint
+            # The models are used from this one thread only, as on a local model thread.
+            self._model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatface-model")
+            try:  # the default backend, loaded before the replica counts as started
+                self.engine.backend()
+            except WeightsMissingError as exc:  # other backends may still be asked for
+                logger.warning("%s", exc)
 
         def fingerprint(self) -> str:
             """What the deployment was made from (see ``deploy``)."""
             return self._fingerprint
 
+        async def _on_model(self, fn: Callable[..., T], *args: Any) -> T:
+            return await asyncio.get_running_loop().run_in_executor(self._model, fn, *args)
+
         @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=batch_wait_s)
-        async def render(self, requests: list[RenderRequest]) -> list[RenderResult]:
+        async def render(self, requests: list[RenderRequest]) -> list[RenderResult | RenderFailed]:
             # The model runs off the replica's event loop, which keeps collecting the
             # next batch meanwhile.
-            return await asyncio.to_thread(self.engine.render_batch, requests)
+            return await self._on_model(self._render_batch, requests)
+
+        def _render_batch(self, requests: list[RenderRequest]) -> list[RenderResult | RenderFailed]:
+            """The batch's results; when it fails, each request alone, so that a bad one
+            (another process's, maybe) fails only itself."""
+            try:
+                return list(self.engine.render_batch(requests))
+            except Exception as exc:
+                if len(requests) == 1:
+                    return [RenderFailed(exc)]
+            results: list[RenderResult | RenderFailed] = []
+            for request in requests:
+                try:
+                    results.extend(self.engine.render_batch([request]))
+                except Exception as exc:
+                    results.append(RenderFailed(exc))
+            return results
 
         async def __call__(self, parcel: Parcel | RenderRequest) -> RenderResult:
             if isinstance(parcel, Parcel):
                 parcel = await parcel.unpack()
-            return await self.render(parcel)
+            result = await self.render(parcel)
+            if isinstance(result, RenderFailed):
+                raise result.error
+            return result
 
         async def encode(self, aligned_png: bytes, backend: str, steps: int) -> bytes:
             """A new face's latents (``Latents.to_bytes``) from its aligned crop (PNG)."""
-            return await asyncio.to_thread(self._encode, aligned_png, backend, steps)
+            return await self._on_model(self._encode, aligned_png, backend, steps)
 
         def _encode(self, aligned_png: bytes, backend: str, steps: int) -> bytes:
             from PIL import Image
@@ -155,9 +195,9 @@ def renderer(
                 crop = image.convert("RGB")
             return self.engine.encode_aligned(crop, backend, steps).to_bytes()
 
-        def backend_info(self, backend: str) -> tuple[int, str]:
+        async def backend_info(self, backend: str) -> tuple[int, str]:
             """``backend``'s crop size (px) and its weights' identity."""
-            model = self.engine.backend(backend)
+            model = await self._on_model(self.engine.backend, backend)
             return model.image_size, model.weights_sha256
 
     return Renderer
@@ -263,10 +303,13 @@ class RayRenderer:
     alone, comes back in order. Faces go to the object store once (see the module
     docstring)."""
 
-    def __init__(self, handle: Any, faces: int = 128, owns_ray: bool = False) -> None:
+    def __init__(
+        self, handle: Any, faces: int = 128, owns_ray: bool = False, timeout_s: float = 0
+    ) -> None:
         self.handle = handle
         self.faces = faces
         self.owns_ray = owns_ray  # Ray was started for this process alone
+        self.timeout_s = timeout_s  # for one call to the replicas; 0: no limit
         self.faces_sent = 0  # faces put into the object store
         self._refs: OrderedDict[str, Any] = OrderedDict()  # face digest -> ObjectRef
         self._backends: dict[str, tuple[int, str]] = {}  # backend_info answers
@@ -312,10 +355,17 @@ class RayRenderer:
         """A replica's ``method(*args)``; an error it raised is raised here as it was."""
         from ray.exceptions import RayTaskError
 
+        response = self.handle.options(method_name=method).remote(*args)
         try:
-            return await self.handle.options(method_name=method).remote(*args)
+            return await asyncio.wait_for(_awaited(response), self.timeout_s or None)
         except RayTaskError as exc:
             raise exc.cause if isinstance(exc.cause, Exception) else exc from None
+        except TimeoutError:
+            response.cancel()
+            raise RayUnavailableError(
+                f"No render replica answered within {self.timeout_s:g} s "
+                "(queue.ray_timeout_s); the Ray cluster may have no live replicas."
+            ) from None
 
     async def _call_again_if_died(self, method: str, *args: Any) -> Any:
         from ray.exceptions import ActorUnavailableError, RayActorError
@@ -375,6 +425,10 @@ class RayRenderer:
         return ref
 
 
+async def _awaited(response: Any) -> Any:
+    return await response
+
+
 def _died(what: str, exc: Exception) -> None:
     logger.warning("%s: its replica died (%s); sending it again", what, type(exc).__name__)
 
@@ -387,6 +441,8 @@ class RayRenderQueue(LocalRenderQueue):
     """The local queue's front over the replicas (``make_queue`` with ``queue.kind =
     "ray"``): renders and new faces' encodings run there."""
 
+    renders_here = False
+
     @property
     def renderer(self) -> RayRenderer:
         return self._render_batch  # type: ignore[return-value]
@@ -396,7 +452,12 @@ class RayRenderQueue(LocalRenderQueue):
     ) -> OpenedFace:
         if self._closed:
             raise JobCancelledError("The render queue is closed.")
-        return await self.renderer.open_face(self._engine(), photo, backend, progress)
+        try:
+            return await self.renderer.open_face(self._engine(), photo, backend, progress)
+        except Exception:
+            if self._closed:  # cut off by close(): left for the next start
+                raise JobCancelledError("The render queue closed.") from None
+            raise
 
     async def weights_of(self, backend: str) -> str:
         return (await self.renderer.backend_info(backend))[1]
@@ -422,8 +483,18 @@ def reinstall_signal_handlers() -> None:
 
 
 def connect(engine: Engine) -> RayRenderer:
-    """Deploy (:func:`deploy`) and return the front's renderer over the replicas."""
+    """Deploy (:func:`deploy`) and return the front's renderer over the replicas. A Ray
+    instance started here for a deployment that failed is shut down again."""
     import ray
 
-    owns_ray = not ray.is_initialized() and not engine.config["queue.ray_address"]
-    return RayRenderer(deploy(engine), int(engine.config["queue.ray_faces"]), owns_ray)
+    config = engine.config
+    owns_ray = not ray.is_initialized() and config["queue.ray_address"] in ("", "local")
+    try:
+        handle = deploy(engine)
+    except BaseException:
+        if owns_ray and ray.is_initialized():
+            ray.shutdown()
+        raise
+    return RayRenderer(
+        handle, int(config["queue.ray_faces"]), owns_ray, float(config["queue.ray_timeout_s"])
+    )

@@ -177,3 +177,19 @@ def test_a_face_forgotten_while_learning_leaves_nothing_learned(engine, monkeypa
 
     chatting(engine, store, session)
     assert not (engine.config.data_dir / "zero_shot" / "vampire").exists()
+
+
+def test_no_learning_when_renders_run_on_replicas(engine) -> None:  # type: ignore[no-untyped-def]
+    """Replicas (queue.kind = "ray") would not know an offset learned in the bot's process."""
+    from chatface.bots.zero_shot import ZeroShotTurns
+
+    async def learners() -> tuple[object, object]:
+        queue = LocalRenderQueue.from_engine(engine)
+        here = ZeroShotTurns(engine, queue, None).learner()  # type: ignore[arg-type]
+        queue.renders_here = False  # as RayRenderQueue's
+        elsewhere = ZeroShotTurns(engine, queue, None).learner()  # type: ignore[arg-type]
+        await queue.close()
+        return here, elsewhere
+
+    here, elsewhere = asyncio.run(learners())
+    assert here is not None and elsewhere is None

@@ -247,3 +247,24 @@ def test_a_remote_renderer_gets_several_batches_at_once_and_fails_renders_alone(
 
     asyncio.run(main())
     assert seen == [["a"], ["b"], ["c"]]
+
+
+def test_jobs_taken_for_a_forming_batch_can_be_cancelled_placed_and_closed() -> None:
+    """Within a batch's window its jobs are taken but not started: /status, /cancel and
+    close() still find them."""
+
+    async def main() -> None:
+        queue = LocalRenderQueue(StubRenderer(), max_batch=4, batch_window_s=30)
+        a = await queue.submit(request("a", "ann"))
+        b = await queue.submit(request("b", "bob"))
+        for _ in range(100):
+            if queue._forming:
+                break
+            await asyncio.sleep(0.01)
+        assert (queue.position(a), queue.position(b), queue.stats().queued) == (1, 2, 2)
+        assert queue.cancel(a) and a.state == "cancelled"
+        await queue.close()
+        with pytest.raises(JobCancelledError):
+            await b.result()
+
+    asyncio.run(main())

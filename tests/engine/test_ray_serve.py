@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from chatface.engine.batch import RenderRequest
 from chatface.engine.editor import Engine
 from chatface.engine.ray_serve import renderer, replica_environ
 from chatface.engine.types import SessionState
+from chatface.errors import PluginError
 from tests.engine.test_batch import RENDER_TOLERANCE, encoded_faces
 
 STATES = [{"smile": 0.8}, {"age": -0.5}, {"eyeglasses": 1.0}, {}, {"smile": -0.3}, {"age": 0.4}]
@@ -162,11 +164,14 @@ def test_a_face_goes_to_the_object_store_once(ray_cluster, monkeypatch) -> None:
                            schedule="stable", backend="tiny", user=f"user{i}")
         for i, state in enumerate(STATES)
     ]  # fmt: skip
+    # A bad request (another process's, say) in the same replica batch fails alone.
+    bad = dataclasses.replace(requests[0], job_id="bad", backend="nope")
     renderer = connect(engine)
     steps: list[tuple[int, int]] = []
-    results = asyncio.run(renderer(requests, lambda *step: steps.append(step)))
+    *results, failed = asyncio.run(renderer([*requests, bad], lambda *s: steps.append(s)))
+    assert isinstance(failed, PluginError) and "nope" in str(failed)
     assert renderer.faces_sent == 2  # six renders of two faces
-    assert steps[-1] == (6, 6)
+    assert steps[-1] == (7, 7)
     for request, result in zip(requests, results, strict=True):
         [alone] = engine.render_batch([request])
         assert (result.crop - alone.crop).abs().max().item() <= RENDER_TOLERANCE
@@ -264,8 +269,11 @@ def test_an_unreachable_cluster_address_fails_fast() -> None:
         _check_reachable("ray://nowhere", 5)  # no port
 
 
-def test_replicas_get_every_setting_even_those_from_a_config_file(tmp_path, monkeypatch) -> None:
+def test_replicas_get_every_setting_they_use_even_those_from_a_config_file(
+    tmp_path, monkeypatch
+) -> None:
     from chatface.config import SETTINGS, load_config
+    from chatface.engine.ray_serve import REPLICA_SECTIONS
 
     (tmp_path / "config.toml").write_text(
         '[render]\nsteps = 7\n[identity]\nguard = false\n[storage]\nurl = "postgresql://u:secret@db/x"\n'
@@ -275,12 +283,15 @@ def test_replicas_get_every_setting_even_those_from_a_config_file(tmp_path, monk
     environ = replica_environ(config)
     assert environ["CHATFACE_RENDER_STEPS"] == "7"
     assert environ["CHATFACE_IDENTITY_GUARD"] == "false"
+    # The front's own settings stay out: they may differ between bot processes that
+    # share the replicas (Discord shards), and storage.url may hold a password.
     assert "CHATFACE_STORAGE_URL" not in environ
+    assert "CHATFACE_BOTS_DISCORD_SHARD_IDS" not in environ
     # What a replica loads from them (on a machine without that file) is the same.
     monkeypatch.delenv("CHATFACE_CONFIG")
-    replica = load_config({**environ, "CHATFACE_HOME": str(tmp_path / "elsewhere")})
+    replica = load_config(environ)
     for setting in SETTINGS:
-        if setting.name not in ("storage.url", "paths.data_dir"):
+        if setting.section in REPLICA_SECTIONS:
             assert replica[setting.name] == config[setting.name], setting.name
 
 
@@ -349,3 +360,29 @@ def test_replicas_autoscale_between_the_two_settings_on_waiting_renders() -> Non
     assert autoscaled.max_ongoing_requests == 8  # one batch rendering, one gathering
     fixed = renderer(num_replicas=2, max_replicas=0)
     assert fixed.num_replicas == 2 and fixed._deployment_config.autoscaling_config is None
+
+
+def test_a_replica_that_never_answers_fails_the_render_in_time(ray_cluster) -> None:
+    from chatface.engine.ray_serve import RayRenderer, RayUnavailableError
+
+    cancelled: list[bool] = []
+
+    class Silent:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            return asyncio.Event().wait().__await__()  # never set
+
+        def cancel(self) -> None:
+            cancelled.append(True)
+
+    class Handle:
+        def options(self, method_name: str) -> Handle:
+            return self
+
+        def remote(self, *args: object) -> Silent:
+            return Silent()
+
+    renderer = RayRenderer(Handle(), faces=0, timeout_s=0.2)
+    request = RenderRequest("job0", b"latents", (), 3, "stable", "tiny", "user0")
+    [failed] = asyncio.run(renderer([request], lambda *step: None))
+    assert isinstance(failed, RayUnavailableError) and "queue.ray_timeout_s" in str(failed)
+    assert cancelled == [True]
