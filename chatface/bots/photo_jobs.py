@@ -168,6 +168,9 @@ class PhotoJobs:
             weights = await self.queue.weights_of(opened.backend)
         except JobCancelledError:
             return SILENT
+        except Exception:
+            logger.exception("Storing a face failed (job %s)", job_id)
+            return await self._fail(job_id, FAILED, "unexpected error")
         latents = opened.latents.to_bytes()
         text = "Got the face. What should I change?"
         if opened.note:

@@ -9,6 +9,7 @@ results); on several machines that is a shared file system, and flock works over
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -19,6 +20,8 @@ from chatface.errors import StorageError
 
 if sys.platform != "win32":
     import fcntl
+
+logger = logging.getLogger(__name__)
 
 SUFFIX = ".lock"
 
@@ -32,6 +35,7 @@ class Run:
         self.id = uuid.uuid4().hex
         self.folder = data_dir / "runs"
         self._fd: int | None = None
+        self._unreadable: set[Path] = set()  # lock files already warned about
         if sys.platform == "win32":
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -55,8 +59,10 @@ class Run:
 
     def others_alive(self) -> set[str]:
         """The ids of the other runs still alive. The files of stopped runs are deleted
-        on the way. This run's own file is never opened: over NFS, where locks belong to
-        processes, closing it would drop this run's lock."""
+        on the way; a run whose file cannot be checked counts as alive. This run's own
+        file is never opened: over NFS, where locks belong to processes, closing it would
+        drop this run's lock. Files are opened for writing because NFS emulates ``flock``
+        with ``fcntl`` locks, and an exclusive one needs a writable descriptor."""
         if sys.platform == "win32":
             return set()
         alive = set()
@@ -65,18 +71,35 @@ class Run:
             if run_id == self.id:
                 continue
             try:
-                fd = os.open(path, os.O_RDONLY)
+                fd = os.open(path, os.O_RDWR)
             except FileNotFoundError:
                 continue  # another process found it stopped and deleted it
+            except OSError as exc:
+                self._cannot_check(path, exc)
+                alive.add(run_id)
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                alive.add(run_id)
+            except OSError as exc:
+                self._cannot_check(path, exc)
                 alive.add(run_id)
             else:
                 path.unlink(missing_ok=True)
             finally:
                 os.close(fd)
         return alive
+
+    def _cannot_check(self, path: Path, exc: OSError) -> None:
+        """Warn, once for each file, that a run's lock could not be checked."""
+        if path not in self._unreadable:
+            self._unreadable.add(path)
+            logger.warning(
+                "Cannot check the lock file %s (%s): its run's jobs are left to it.",
+                path,
+                exc.strerror or exc,
+            )
 
     def close(self) -> None:
         """End the run (its unfinished jobs become others' to recover) and delete its

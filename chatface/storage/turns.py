@@ -332,7 +332,9 @@ class Turns:
         if result_path is not None:
             check_relative(result_path)
         with self._transaction() as session:
-            job = session.get(Job, job_id)
+            # Row-locked: a claim cannot commit between the owner check and the write
+            # (SQLite's writers lock the whole file up front anyway).
+            job = session.get(Job, job_id, with_for_update=True)
             if job is None or session.get(Conversation, job.conversation_id) is None:
                 return JobEnd(found=False)
             if owner is not None and job.owner != owner:

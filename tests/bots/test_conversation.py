@@ -18,6 +18,7 @@ import pytest
 
 from chatface import hookimpl
 from chatface.bots.conversation import NO_FACE, TOO_FAST, ConversationCore, Delivery
+from chatface.bots.replies import FAILED
 from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
@@ -178,6 +179,25 @@ def test_bad_photos_and_users_are_kept_apart(setup) -> None:
     assert not (store.files_dir / "users").exists() or not any(
         p.name.startswith("face-") for p in (store.files_dir / "users").rglob("*")
     )
+
+
+def test_a_face_that_cannot_be_stored_fails_its_job(setup, caplog) -> None:  # type: ignore[no-untyped-def]
+    engine, store = setup
+
+    async def broken(backend: str) -> str:
+        raise RuntimeError("the weights went missing")
+
+    async def session(chat: ConversationCore) -> None:
+        chat.queue.weights_of = broken  # type: ignore[method-assign]
+        reply = await chat.receive_photo("u5", "c", PHOTO.read_bytes())
+        assert reply.error and reply.text == FAILED
+
+    run(engine, store, "telegram", session)
+    assert store.unfinished_jobs("telegram") == []  # failed, not left for the next start
+    [conversation] = store.conversations(store.find_user("telegram", "u5").id)  # type: ignore[union-attr]
+    assert store.messages(conversation.id)[-1].text == FAILED
+    assert "the weights went missing" in caplog.text
+    assert not any((store.files_dir / "incoming").iterdir())
 
 
 def test_two_users_at_once_and_the_loop_stays_free(setup) -> None:

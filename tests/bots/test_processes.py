@@ -251,6 +251,50 @@ def test_a_data_dir_without_file_locks_is_a_clear_error(
     assert list((tmp_path / "runs").iterdir()) == []
 
 
+def test_a_lock_file_that_cannot_be_checked_counts_as_alive(
+    processes: Processes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over NFS an exclusive flock needs a file open for writing (EBADF otherwise); a run
+    whose file cannot be checked at all is taken for alive: its job is left, once warned
+    about, and recovery goes on with the others."""
+    dead = killed_run(processes.config.data_dir)
+    unknown = processes.config.data_dir / "runs" / "unknown.lock"
+    unknown.write_text("")  # unlocked: with working locks its run would count as stopped
+    real_flock = fcntl.flock
+
+    def nfs_flock(fd: int, operation: int) -> None:
+        read_only = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        if operation & fcntl.LOCK_EX and (
+            read_only or os.fstat(fd).st_ino == unknown.stat().st_ino
+        ):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+
+    async def body(cores: list[ConversationCore]) -> None:
+        live, starting = cores
+        for user, owner in (("u1", dead), ("u2", "unknown")):
+            left_photo(live.store, user, owner)
+        delivered: list[Delivery] = []
+
+        async def deliver(delivery: Delivery) -> None:
+            delivered.append(delivery)
+
+        assert await starting.recover(deliver) == 1
+        assert await starting.recover(deliver) == 0
+        (recovered,) = delivered
+        assert recovered.user == "u1" and "Got the face" in recovered.reply.text
+        [(job, _, user, _)] = live.store.unfinished_jobs("telegram")
+        assert (user, job.owner) == ("u2", "unknown")
+
+    with caplog.at_level("WARNING", logger="chatface.bots.runs"):
+        processes.run(body)
+    warnings = [r for r in caplog.records if r.name == "chatface.bots.runs"]
+    assert [str(unknown) in r.getMessage() and not r.exc_info for r in warnings] == [True]
+    assert unknown.exists()
+
+
 KILLED = """
 import sys
 from pathlib import Path

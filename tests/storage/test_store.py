@@ -4,6 +4,7 @@ atomicity of writes, and /forget removing everything of one user and nothing els
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from chatface.config import load_config
@@ -644,6 +646,46 @@ def test_job_if_decides_whether_a_job_is_added(store: Store) -> None:
     )
     assert turn.job_id is None and store.unfinished_jobs("cli") == []
     assert store.messages(write.conversation_id)[-1].text == "Back."  # logged at once
+
+
+def test_a_claim_cannot_slip_between_the_owner_check_and_the_finish(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Another process claims the job right after finish_job has read it: the claim waits
+    for the finish, then finds the job done, so only one of them answers it."""
+    with Store(postgres_url, tmp_path) as store, Store(postgres_url, tmp_path) as rival:
+        turn = store.write_turn("telegram", "1", "c", job=Job(kind="photo", owner="old"))
+        [(job, *_)] = store.unfinished_jobs("telegram")
+        claims: list[Future[bool]] = []
+
+        def claim_after_read(conn: object, cursor: object, statement: str, *args: object) -> None:
+            if statement.startswith("SELECT jobs.") and not claims:
+                claims.append(pool.submit(rival.claim_job, job, "new"))
+                until_done_or_waiting(claims[0], rival.engine)
+
+        with ThreadPoolExecutor(1) as pool:
+            sa.event.listen(store.engine, "after_cursor_execute", claim_after_read)
+            try:
+                end = store.finish_job(turn.job_id or 0, "done", reply="Got it.", owner="old")
+            finally:
+                sa.event.remove(store.engine, "after_cursor_execute", claim_after_read)
+        assert end.found and not end.lost
+        assert claims[0].result() is False  # it found the job done
+        assert store.unfinished_jobs("telegram") == []
+
+
+def until_done_or_waiting(claim: Future[bool], engine: Engine) -> None:
+    """Return once ``claim`` is done or a session on ``engine``'s database waits for a
+    lock."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as connection:
+        for _ in range(1000):
+            if wait([claim], 0.01).done or connection.execute(query).scalar():
+                return
+    raise AssertionError("the claim neither ended nor waited for a lock")
 
 
 def test_prune_drops_old_keys_and_finished_jobs(store: Store) -> None:
