@@ -21,12 +21,16 @@ reference, which a replica resolves from its node's copy. The last ``queue.ray_f
 faces are kept there. If the stored copy is lost, the render is sent again with the
 bytes themselves.
 
-Faults: a render whose replica dies is sent once more (Serve routes it to a live
-replica) and answered once; an error the render itself raised (a bad request) fails only
-that render. A cluster that cannot be reached, or replicas that do not start within
-``queue.ray_start_timeout_s``, is a :class:`RayUnavailableError` at start (or, with
-``queue.ray_fallback``, the local queue renders instead). Other model work (encoding a
-new photo) runs in the front's process, on its model thread.
+New photos: the front finds and aligns the face, a replica encodes the aligned crop
+(:meth:`RayRenderer.open_face`). A replica uses its models from one thread, as a local
+queue's model thread does.
+
+Faults: a render or encoding whose replica dies is sent once more (Serve routes it to a
+live replica) and answered once; an error the render itself raised (a bad request) fails
+only that render, even in a replica batch shared with others; a call no replica answers
+within ``queue.ray_timeout_s`` fails. A cluster that cannot be reached, or replicas that
+do not start within ``queue.ray_start_timeout_s``, is a :class:`RayUnavailableError` at
+start (or, with ``queue.ray_fallback``, the local queue renders instead).
 """
 
 from __future__ import annotations
