@@ -28,6 +28,7 @@ from chatface.engine.editor import Engine
 from chatface.engine.queue import LocalRenderQueue
 from chatface.errors import StorageError
 from chatface.storage import Job, Store
+from tests.bots.test_conversation import until
 
 PHOTO = (Path(__file__).resolve().parents[1] / "data" / "faces" / "grace_hopper.jpg").read_bytes()
 Body = Callable[[list[ConversationCore]], Awaitable[Any]]
@@ -84,14 +85,6 @@ def processes(database_url: str, pm, monkeypatch) -> Iterator[Processes]:  # typ
     finally:
         for store in opened.stores:
             store.close()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the condition never came true")
 
 
 def rendered(cores: list[ConversationCore]) -> int:
