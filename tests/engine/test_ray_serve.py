@@ -1,4 +1,5 @@
-"""The Ray Serve render deployment on a local Ray instance: tiny backend, two replicas."""
+"""Renders on Ray Serve (the replicas and the queue front over them) on a local Ray
+instance: tiny backend, two replicas."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from chatface.engine.batch import RenderRequest
 from chatface.engine.editor import Engine
-from chatface.engine.ray_serve import renderer, replica_environ
+from chatface.engine.ray_replicas import renderer, replica_environ
 from chatface.engine.types import SessionState
 from chatface.errors import PluginError
 from tests.engine.test_batch import RENDER_TOLERANCE, encoded_faces
@@ -182,7 +183,8 @@ def test_a_face_lost_from_the_object_store_is_sent_with_the_render(ray_cluster, 
     replica's answer to a lost copy is played by a stand-in handle."""
     from ray.exceptions import OwnerDiedError
 
-    from chatface.engine.ray_serve import Parcel, RayRenderer
+    from chatface.engine.ray_replicas import Parcel
+    from chatface.engine.ray_serve import RayRenderer
 
     request = RenderRequest("job0", b"latents", (), 3, "stable", "tiny", "user0", original=b"crop")
     parcels: list[Parcel] = []
@@ -273,7 +275,7 @@ def test_replicas_get_every_setting_they_use_even_those_from_a_config_file(
     tmp_path, monkeypatch
 ) -> None:
     from chatface.config import SETTINGS, load_config
-    from chatface.engine.ray_serve import REPLICA_SECTIONS
+    from chatface.engine.ray_replicas import REPLICA_SECTIONS
 
     (tmp_path / "config.toml").write_text(
         '[render]\nsteps = 7\n[identity]\nguard = false\n[storage]\nurl = "postgresql://u:secret@db/x"\n'
