@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from chatface.storage.migrations.sqlite import rebuild_table
+
 # revision identifiers, used by Alembic.
 revision: str = "3d657e2e8a42"
 down_revision: str | Sequence[str] | None = "ed7f68ad9aac"
@@ -22,6 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COLUMNS = "id, face_id, seq, plan_json, state_json, result_path, created_at"
+INDEXES = (("ix_edits_face_id", "face_id"),)
 
 
 def _edits_table(*extra: sa.Column) -> None:
@@ -44,21 +47,7 @@ def _edits_table(*extra: sa.Column) -> None:
 
 
 def _rebuild_sqlite(*extra: sa.Column) -> None:
-    """Build ``edits`` again under its own name, so its schema text is exactly what
-    create_all() writes (ALTER TABLE ADD COLUMN would put the column after the
-    constraints, and a renamed table's name is stored quoted); rows and the
-    AUTOINCREMENT counter (ids are never reused) are kept."""
-    op.drop_index("ix_edits_face_id", table_name="edits")
-    op.rename_table("edits", "_edits_old")
-    _edits_table(*extra)
-    op.execute(f"INSERT INTO edits ({COLUMNS}) SELECT {COLUMNS} FROM _edits_old")
-    op.execute(
-        "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE "
-        "name = '_edits_old') WHERE name = 'edits' AND EXISTS (SELECT 1 FROM "
-        "sqlite_sequence WHERE name = '_edits_old')"
-    )
-    op.drop_table("_edits_old")
-    op.create_index("ix_edits_face_id", "edits", ["face_id"], unique=False)
+    rebuild_table("edits", lambda: _edits_table(*extra), COLUMNS, INDEXES)
 
 
 def upgrade() -> None:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from chatface.storage.migrations.sqlite import rebuild_table
+
 # revision identifiers, used by Alembic.
 revision: str = "450206602a99"
 down_revision: str | Sequence[str] | None = "3d657e2e8a42"
@@ -23,6 +25,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COLUMNS = "id, face_id, seq, plan_json, state_json, result_path, created_at, identity"
+INDEXES = (("ix_edits_face_id", "face_id"),)
 
 
 def _edits_table(*extra: sa.Column) -> None:
@@ -46,20 +49,7 @@ def _edits_table(*extra: sa.Column) -> None:
 
 
 def _rebuild_sqlite(*extra: sa.Column) -> None:
-    """Build ``edits`` again under its own name, as revision 3d657e2e8a42 does and for the
-    same reasons: the schema text stays exactly what create_all() writes, and rows and
-    the AUTOINCREMENT counter are kept."""
-    op.drop_index("ix_edits_face_id", table_name="edits")
-    op.rename_table("edits", "_edits_old")
-    _edits_table(*extra)
-    op.execute(f"INSERT INTO edits ({COLUMNS}) SELECT {COLUMNS} FROM _edits_old")
-    op.execute(
-        "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE "
-        "name = '_edits_old') WHERE name = 'edits' AND EXISTS (SELECT 1 FROM "
-        "sqlite_sequence WHERE name = '_edits_old')"
-    )
-    op.drop_table("_edits_old")
-    op.create_index("ix_edits_face_id", "edits", ["face_id"], unique=False)
+    rebuild_table("edits", lambda: _edits_table(*extra), COLUMNS, INDEXES)
 
 
 def _columns() -> list[sa.Column]:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from chatface.storage.migrations.sqlite import rebuild_table
+
 # revision identifiers, used by Alembic.
 revision: str = "a7df27d8e2a7"
 down_revision: str | Sequence[str] | None = "450206602a99"
@@ -57,22 +59,7 @@ def _jobs_table(*extra: sa.Column) -> None:
 
 
 def _rebuild_sqlite(*extra: sa.Column) -> None:
-    """Build ``jobs`` again under its own name, as revision 3d657e2e8a42 does for
-    ``edits`` and for the same reasons: the schema text stays exactly what create_all()
-    writes, and rows and the AUTOINCREMENT counter are kept."""
-    for name, _ in INDEXES:
-        op.drop_index(name, table_name="jobs")
-    op.rename_table("jobs", "_jobs_old")
-    _jobs_table(*extra)
-    op.execute(f"INSERT INTO jobs ({COLUMNS}) SELECT {COLUMNS} FROM _jobs_old")
-    op.execute(
-        "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE "
-        "name = '_jobs_old') WHERE name = 'jobs' AND EXISTS (SELECT 1 FROM "
-        "sqlite_sequence WHERE name = '_jobs_old')"
-    )
-    op.drop_table("_jobs_old")
-    for name, column in INDEXES:
-        op.create_index(name, "jobs", [column], unique=False)
+    rebuild_table("jobs", lambda: _jobs_table(*extra), COLUMNS, INDEXES)
 
 
 def _owner() -> sa.Column:
