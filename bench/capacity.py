@@ -57,6 +57,7 @@ from typing import Any
 
 import torch
 from capacity_model import Load, bench_cost, capacity, gpu_targets, markdown  # bench/
+from latents import random_faces  # bench/
 
 from chatface.config import load_config
 from chatface.engine.batch import RenderRequest, RenderResult
@@ -94,19 +95,6 @@ class Run:
             "mean_batch": len(ordered) / self.model_calls,
             "model_s_per_render": self.model_s / len(ordered),
         }
-
-
-def random_faces(engine: Engine, count: int, seed: int) -> list[bytes]:
-    backend = engine.backend()
-    generator = torch.Generator().manual_seed(seed)
-    size = backend.image_size
-    return [
-        Latents(
-            z_sem=torch.randn(1, backend.latent_dim, generator=generator),
-            x_T=torch.randn(1, 3, size, size, generator=generator),
-        ).to_bytes()
-        for _ in range(count)
-    ]
 
 
 def request(
@@ -309,7 +297,7 @@ def main() -> None:
         if args.backend == "ffhq256":
             install_random_weights(args.size, home)
         engine = Engine(load_config())
-        faces = random_faces(engine, args.users, args.seed)
+        faces = random_faces(engine, None, args.users, args.seed)
         size, steps = engine.backend().image_size, engine.config["render.steps"]
         # First, on this (the main) thread of a process that has rendered nowhere else.
         costs = {f"{args.backend} {size} px, {steps} steps, here": measured_cost(engine, faces[0])}

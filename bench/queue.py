@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
+from latents import random_faces  # bench/
 
 from chatface import hookimpl
 from chatface.config import Config, load_config
@@ -46,7 +47,7 @@ from chatface.engine.devices import resolve_device
 from chatface.engine.editor import Engine
 from chatface.engine.plugins import PluginRecord
 from chatface.engine.queue import LocalRenderQueue
-from chatface.engine.types import Attribute, Backend, DirectionProvider, Latents, SessionState
+from chatface.engine.types import Attribute, Backend, DirectionProvider, SessionState
 from chatface.plugins.diffae import fast
 from chatface.plugins.diffae.backend import DiffAEBackend
 from chatface.plugins.diffae.config import PRESETS
@@ -120,19 +121,6 @@ def percentile(values: list[float], percent: float) -> float:
     """Nearest-rank percentile: the smallest value at least ``percent`` % of them reach."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
-
-
-def random_faces(engine: Engine, backend: str, count: int, seed: int) -> list[bytes]:
-    model = engine.backend(backend)
-    generator = torch.Generator().manual_seed(seed)
-    size = model.image_size
-    return [
-        Latents(
-            z_sem=torch.randn(1, model.latent_dim, generator=generator),
-            x_T=torch.randn(1, 3, size, size, generator=generator),
-        ).to_bytes()
-        for _ in range(count)
-    ]
 
 
 async def chat(
