@@ -14,6 +14,7 @@ from chatface.config import load_config
 from chatface.engine.editor import Engine
 from chatface.storage import Store
 from tests.bots.test_conversation import PHOTO, Plugin, run
+from tests.engine.test_batch import batches
 
 
 @pytest.fixture
@@ -32,19 +33,6 @@ def chat_setup(pm, add_plugin, monkeypatch):  # type: ignore[no-untyped-def]
 
     add_plugin(Plugin(), "scripted-plugin")
     return make
-
-
-def batches(engine: Engine) -> list[int]:
-    """Rows of each model call the engine makes from now on."""
-    rows: list[int] = []
-    render_group = engine.render_group
-
-    def counted(backend, latents, z_edit, *args, **kwargs):  # type: ignore[no-untyped-def]
-        rows.append(z_edit.shape[0])
-        return render_group(backend, latents, z_edit, *args, **kwargs)
-
-    engine.render_group = counted  # type: ignore[method-assign]
-    return rows
 
 
 def edits_of(store: Store) -> list:  # type: ignore[type-arg]

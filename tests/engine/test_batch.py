@@ -100,9 +100,8 @@ def test_batches_take_the_fast_path_when_the_settings_ask(monkeypatch) -> None:
         assert 30 < accuracy < float("inf")  # inf: fp32 again, the fast path did not run
 
 
-def test_identical_requests_in_a_batch_are_rendered_once() -> None:
-    engine = Engine()
-    faces = encoded_faces(engine, 2)
+def batches(engine: Engine) -> list[int]:
+    """Rows of each model call the engine makes from now on."""
     rows: list[int] = []
     render_group = engine.render_group
 
@@ -111,6 +110,13 @@ def test_identical_requests_in_a_batch_are_rendered_once() -> None:
         return render_group(backend, latents, z_edit, *args, **kwargs)
 
     engine.render_group = counted  # type: ignore[method-assign]
+    return rows
+
+
+def test_identical_requests_in_a_batch_are_rendered_once() -> None:
+    engine = Engine()
+    faces = encoded_faces(engine, 2)
+    rows = batches(engine)
     smile = SessionState({"smile": 0.5})
     requests = [
         RenderRequest.make(name, face, state, steps=2, schedule="stable", backend="tiny",
