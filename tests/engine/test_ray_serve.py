@@ -19,6 +19,23 @@ from tests.engine.test_batch import RENDER_TOLERANCE, encoded_faces
 STATES = [{"smile": 0.8}, {"age": -0.5}, {"eyeglasses": 1.0}, {}, {"smile": -0.3}, {"age": 0.4}]
 
 
+def renders(faces: list, states: list[dict[str, float]], steps: int = 3) -> list[RenderRequest]:
+    """One tiny-backend render per (face, state), each of its own user."""
+    return [
+        RenderRequest.make(f"job{i}", face, SessionState(state), steps=steps, schedule="stable",
+                           backend="tiny", user=f"user{i}")
+        for i, (face, state) in enumerate(zip(faces, states, strict=True))
+    ]  # fmt: skip
+
+
+def assert_rendered_as_alone(engine: Engine, requests: list, results: list) -> None:
+    """Each result is what the engine renders of its request alone, within tolerance."""
+    for request, result in zip(requests, results, strict=True):
+        [alone] = engine.render_batch([request])
+        error = (result.crop - alone.crop).abs().max().item()
+        assert error <= RENDER_TOLERANCE, (request.job_id, error)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """One local Ray instance for the module (starting Ray takes seconds)."""
@@ -38,11 +55,7 @@ def test_replicas_render_batches_as_the_engine_does(ray_cluster) -> None:
 
     engine = Engine()
     faces = encoded_faces(engine, len(STATES))
-    requests = [
-        RenderRequest.make(f"job{i}", face, SessionState(state), steps=3, schedule="stable",
-                           backend="tiny", user=f"user{i}")
-        for i, (face, state) in enumerate(zip(faces, STATES, strict=True))
-    ]  # fmt: skip
+    requests = renders(faces, STATES)
     deployment = renderer(num_replicas=2, num_cpus=0.5, max_batch=4, batch_wait_s=0.2)
     handle = serve.run(
         deployment.bind(replica_environ(engine.config)), name="render", route_prefix=None
@@ -55,10 +68,7 @@ def test_replicas_render_batches_as_the_engine_does(ray_cluster) -> None:
     assert [r.job_id for r in results] == [r.job_id for r in requests]
     # Requests sent together share model calls (two replicas, batches of up to 4).
     assert max(r.batch_size for r in results) > 1
-    for request, result in zip(requests, results, strict=True):
-        [alone] = engine.render_batch([request])
-        error = (result.crop - alone.crop).abs().max().item()
-        assert error <= RENDER_TOLERANCE, (request.job_id, error)
+    assert_rendered_as_alone(engine, requests, results)
     assert (results[0].crop - results[1].crop).abs().max() > 0.1  # the states differ
     serve.delete("render")
 
@@ -72,11 +82,7 @@ def test_queue_kind_ray_renders_through_the_replicas(ray_cluster, monkeypatch) -
     monkeypatch.setenv("CHATFACE_QUEUE_BATCH_WINDOW_MS", "200")
     engine = Engine()
     faces = encoded_faces(engine, 3)
-    requests = [
-        RenderRequest.make(f"job{i}", face, SessionState(state), steps=3, schedule="stable",
-                           backend="tiny", user=f"user{i}")
-        for i, (face, state) in enumerate(zip(faces, STATES[:3], strict=True))
-    ]  # fmt: skip
+    requests = renders(faces, STATES[:3])
 
     async def chat():
         queue = await make_queue(engine)
@@ -88,9 +94,7 @@ def test_queue_kind_ray_renders_through_the_replicas(ray_cluster, monkeypatch) -
 
     results, stats = asyncio.run(chat())
     assert stats.done == 3 and stats.batches == 1  # the front took all three together
-    for request, result in zip(requests, results, strict=True):
-        [alone] = engine.render_batch([request])
-        assert (result.crop - alone.crop).abs().max().item() <= RENDER_TOLERANCE
+    assert_rendered_as_alone(engine, requests, results)
 
 
 def test_an_unknown_queue_kind_is_a_config_error(monkeypatch) -> None:
@@ -115,8 +119,7 @@ def test_a_replica_killed_mid_render_loses_and_duplicates_nothing(
     engine = Engine()
     [face] = encoded_faces(engine, 1)
     # A long render (the tiny network, 250 steps), so the kill lands while it runs.
-    request = RenderRequest.make("job0", face, SessionState({"smile": 0.5}), steps=250,
-                                 schedule="stable", backend="tiny", user="user0")  # fmt: skip
+    [request] = renders([face], [{"smile": 0.5}], steps=250)
 
     def died() -> bool:
         return "its replica died" in caplog.text
@@ -160,11 +163,7 @@ def test_a_face_goes_to_the_object_store_once(ray_cluster, monkeypatch) -> None:
     monkeypatch.setenv("CHATFACE_QUEUE_RAY_REPLICAS", "2")
     engine = Engine()
     faces = encoded_faces(engine, 2)
-    requests = [
-        RenderRequest.make(f"job{i}", faces[i // 3], SessionState(state), steps=3,
-                           schedule="stable", backend="tiny", user=f"user{i}")
-        for i, state in enumerate(STATES)
-    ]  # fmt: skip
+    requests = renders([faces[i // 3] for i in range(len(STATES))], STATES)
     # A bad request (another process's, say) in the same replica batch fails alone.
     bad = dataclasses.replace(requests[0], job_id="bad", backend="nope")
     renderer = connect(engine)
@@ -173,9 +172,7 @@ def test_a_face_goes_to_the_object_store_once(ray_cluster, monkeypatch) -> None:
     assert isinstance(failed, PluginError) and "nope" in str(failed)
     assert renderer.faces_sent == 2  # six renders of two faces
     assert steps[-1] == (7, 7)
-    for request, result in zip(requests, results, strict=True):
-        [alone] = engine.render_batch([request])
-        assert (result.crop - alone.crop).abs().max().item() <= RENDER_TOLERANCE
+    assert_rendered_as_alone(engine, requests, results)
 
 
 def test_a_face_lost_from_the_object_store_is_sent_with_the_render(ray_cluster, caplog) -> None:
@@ -215,11 +212,7 @@ def test_several_front_batches_render_at_once_on_the_replicas(ray_cluster, monke
     monkeypatch.setenv("CHATFACE_QUEUE_MAX_BATCH", "1")
     engine = Engine()
     faces = encoded_faces(engine, 3)
-    requests = [
-        RenderRequest.make(f"job{i}", face, SessionState({"smile": 0.2 * i}), steps=50,
-                           schedule="stable", backend="tiny", user=f"user{i}")
-        for i, face in enumerate(faces)
-    ]  # fmt: skip
+    requests = renders(faces, [{"smile": 0.2 * i} for i in range(3)], steps=50)
 
     async def chat():
         queue = await make_queue(engine)
